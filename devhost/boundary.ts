@@ -1,0 +1,167 @@
+/**
+ * One devhost process: the function app for one residency boundary (like one regional
+ * function app in Azure), with its own Azurite, SQLite files and task hub under
+ * `<data>/<boundary>/`. Started by `npm start` (devhost/main.ts); reports its port over IPC.
+ */
+import path from 'node:path';
+import { AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from '../src/adapters/local/azurite';
+import { loadCatalog, parseServedRegions } from '../src/config';
+import { startAzurite, type RunningAzurite } from './azurite';
+import { FunctionHost } from './host';
+import { readBody, sendProblem, startHttpServer, type ExtraHandler } from './http-server';
+import { appRoot, loadLocalSettings, routePrefixOf } from './settings';
+import { startTimers } from './timers';
+import { installHostClock, VirtualClock } from './virtual-clock';
+
+/** Trigger types this devhost drives; any other fails start-up (never silently ignored). */
+export const SUPPORTED_TRIGGERS = new Set(['httpTrigger', 'timerTrigger']);
+
+export interface BoundaryProcess {
+  boundary: string;
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+function log(level: string, message: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, source: 'devhost', message, ...fields })}\n`);
+}
+
+export async function startBoundary(): Promise<BoundaryProcess> {
+  const root = appRoot();
+  loadLocalSettings(root);
+  const env = process.env;
+  env['MERIDIAN_MODE'] ??= 'local';
+  const dataDir = path.resolve(env['MERIDIAN_DATA_DIR'] ?? '.data');
+  env['MERIDIAN_DATA_DIR'] = dataDir;
+  const catalog = loadCatalog();
+  const served = parseServedRegions(env['MERIDIAN_SERVED_REGIONS'], catalog);
+  const boundary = catalog.regions.find((r) => r.name === served[0])?.boundary ?? 'us';
+  const region = served[0] as string;
+
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const clock = installHostClock(env['MERIDIAN_CLOCK'] === 'virtual' ? 'virtual' : 'system', dataDir);
+
+    let azurite: RunningAzurite | undefined;
+    if (!env['MERIDIAN_BLOB_URL']) {
+      azurite = await startAzurite({ account: azuriteAccountFor(boundary), location: path.join(dataDir, boundary, 'blob') });
+      stops.push(() => azurite?.stop() ?? Promise.resolve());
+      env['MERIDIAN_BLOB_URL'] = azurite.url;
+      env['MERIDIAN_BLOB_ACCOUNT'] = azurite.account;
+    }
+    env['MERIDIAN_GLOBAL_BLOB_ACCOUNT'] ??= AZURITE_GLOBAL_ACCOUNT;
+
+    const host = new FunctionHost({
+      appDir: root,
+      log: (level, category, message, fields) => {
+        if (level === 'debug' || level === 'trace') return;
+        log(level, message, { category, boundary, ...fields });
+      },
+    });
+    await host.load();
+    stops.push(() => host.terminate());
+    const unsupported = host.functions().filter((f) => !SUPPORTED_TRIGGERS.has(f.trigger.type));
+    if (unsupported.length) {
+      throw new Error(
+        `devhost does not support trigger type(s): ${unsupported.map((f) => `${f.name} (${f.trigger.type})`).join(', ')}`,
+      );
+    }
+
+    const devhostRoutes: ExtraHandler = async (req, res, url) => {
+      if (!url.pathname.startsWith('/_devhost/')) return false;
+      if (url.pathname === '/_devhost/clock' && req.method === 'POST') {
+        if (!(clock instanceof VirtualClock)) {
+          sendProblem(res, 409, 'conflict', 'Conflict', 'The clock is not virtual (MERIDIAN_CLOCK=virtual).');
+          return true;
+        }
+        const body = await readBody(req, 1024);
+        const parsed = body === 'too_large' ? undefined : (JSON.parse(body.toString() || '{}') as { to?: number });
+        if (typeof parsed?.to !== 'number') {
+          sendProblem(res, 400, 'validation_failed', 'Validation failed', 'Body must be {"to": <epoch ms>}.');
+          return true;
+        }
+        const now = clock.setTo(parsed.to);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ now }));
+        return true;
+      }
+      if (url.pathname === '/_devhost/info' && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({ boundary, region, servedRegions: served, now: clock.now(), functions: host.functions().map((f) => f.name) }),
+        );
+        return true;
+      }
+      sendProblem(res, 404, 'not_found', 'Not Found', `No devhost route ${url.pathname}.`);
+      return true;
+    };
+
+    const server = await startHttpServer({
+      host,
+      routePrefix: routePrefixOf(root),
+      maxBodyBytes: Number(env['MERIDIAN_MAX_BODY_BYTES'] ?? 16 * 1024 * 1024),
+      region,
+      port: Number(env['DEVHOST_PORT'] ?? 0),
+      extraHandlers: [devhostRoutes],
+    });
+    stops.push(() => server.close());
+    env['WEBSITE_HOSTNAME'] = `127.0.0.1:${server.port}`;
+
+    const timers = startTimers({
+      host,
+      clock,
+      stateFile: path.join(dataDir, boundary, 'timers.json'),
+      settings: env,
+      log: (message, fields) => log('error', message, { boundary, ...fields }),
+    });
+    stops.push(() => timers.stop());
+
+    printFunctionTable(host, server.url, routePrefixOf(root), boundary);
+    return { boundary, port: server.port, url: server.url, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function printFunctionTable(host: FunctionHost, url: string, prefix: string, boundary: string): void {
+  const lines = host.functions().map((f) => {
+    if (f.trigger.type === 'httpTrigger') {
+      const methods = (f.trigger['methods'] as string[] | undefined)?.join(',') ?? 'GET,POST';
+      return `  ${f.name}: [${methods}] ${url}/${prefix}/${String(f.trigger['route'] ?? f.name)}`;
+    }
+    if (f.trigger.type === 'timerTrigger') return `  ${f.name}: timerTrigger ${String(f.trigger['schedule'])}`;
+    return `  ${f.name}: ${f.trigger.type}`;
+  });
+  process.stdout.write(`devhost [${boundary}] functions:\n${lines.join('\n')}\n`);
+}
+
+if (require.main === module) {
+  let running: BoundaryProcess | undefined;
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await running?.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+  // Parent gone (IPC closed): never outlive it.
+  process.on('disconnect', () => void shutdown(0));
+  startBoundary()
+    .then((b) => {
+      running = b;
+      process.send?.({ type: 'ready', boundary: b.boundary, port: b.port });
+    })
+    .catch((err: unknown) => {
+      log('error', `devhost failed to start: ${(err as Error)?.message ?? String(err)}`, {
+        stack: (err as Error)?.stack,
+      });
+      process.send?.({ type: 'failed', message: (err as Error)?.message ?? String(err) });
+      process.exitCode = 1;
+      void shutdown(1);
+    });
+}

@@ -1,0 +1,161 @@
+/**
+ * The shared edge of every HTTP function: request id, authentication and the residency guard,
+ * role checks, body validation, and mapping any error to an RFC 9457 problem. Function files
+ * stay short: they declare what they need and call a use case.
+ */
+import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import { requireRole } from '../../src/app/auth';
+import { toProblem } from '../../src/app/problem';
+import { getDeps, type Deps } from '../../src/composition';
+import { AppError } from '../../src/domain/errors';
+import type { Principal, Role } from '../../src/domain/tenancy';
+import type { Logger } from '../../src/ports/logger';
+
+export interface RouteContext {
+  req: HttpRequest;
+  context: InvocationContext;
+  deps: Deps;
+  requestId: string;
+  log: Logger;
+}
+
+export interface AuthedContext extends RouteContext {
+  principal: Principal;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Counters for refusals that are logged, not stored (401, 421): API.md "Auth". */
+export const refusalCounters = { unauthorized: 0, misdirected_boundary: 0 };
+
+export function requestIdOf(req: HttpRequest): string {
+  const given = req.headers.get('x-request-id');
+  return given && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+type Handler<C> = (ctx: C) => Promise<HttpResponseInit>;
+
+function finish(res: HttpResponseInit, requestId: string, region: string): HttpResponseInit {
+  const headers = new Headers(res.headers as ConstructorParameters<typeof Headers>[0]);
+  headers.set('x-request-id', requestId);
+  headers.set('x-meridian-region', region);
+  return { ...res, headers };
+}
+
+async function run<C extends RouteContext>(
+  req: HttpRequest,
+  context: InvocationContext,
+  body: (base: RouteContext) => Promise<{ ctx: C } | HttpResponseInit>,
+  handler: Handler<C>,
+): Promise<HttpResponseInit> {
+  const deps = getDeps();
+  const requestId = requestIdOf(req);
+  const log = deps.logger.child({ requestId, invocationId: context.invocationId });
+  const base: RouteContext = { req, context, deps, requestId, log };
+  try {
+    const prepared = await body(base);
+    if (!('ctx' in prepared)) return finish(prepared, requestId, deps.config.region);
+    return finish(await handler(prepared.ctx), requestId, deps.config.region);
+  } catch (err) {
+    const problem = toProblem(err, requestId);
+    if (problem.status >= 500) log.error('request failed', { err, method: req.method, url: req.url });
+    else if (err instanceof AppError && (err.code === 'unauthorized' || err.code === 'misdirected_boundary')) {
+      refusalCounters[err.code] += 1;
+      log.info('request refused', { code: err.code, method: req.method, path: new URL(req.url).pathname });
+    }
+    return finish({ status: problem.status, headers: problem.headers, jsonBody: problem.body }, requestId, deps.config.region);
+  }
+}
+
+/** An endpoint anyone may call. */
+export function anonymous(handler: Handler<RouteContext>): HttpHandler {
+  return (req, context) => run(req, context, async (base) => ({ ctx: base }), handler);
+}
+
+/** An endpoint that needs a valid token of a tenant served here; `roles`: any one of them. */
+export function authenticated(options: { roles?: readonly Role[] }, handler: Handler<AuthedContext>): HttpHandler {
+  return (req, context) =>
+    run(
+      req,
+      context,
+      async (base) => {
+        const principal = await base.deps.auth.authenticate(base.req.headers.get('authorization'));
+        const ctx: AuthedContext = { ...base, principal, log: base.log.child({ tenantId: principal.tenantId }) };
+        if (options.roles) {
+          try {
+            requireRole(principal, options.roles);
+          } catch (err) {
+            await recordForbidden(ctx, options.roles);
+            throw err;
+          }
+        }
+        return { ctx };
+      },
+      handler,
+    );
+}
+
+/**
+ * Optional authentication: anonymous callers get `principal: undefined`; a present but invalid
+ * token is still a 401 (a client that sends a bad token should hear about it).
+ */
+export function optionallyAuthenticated(handler: Handler<RouteContext & { principal?: Principal }>): HttpHandler {
+  return (req, context) =>
+    run(
+      req,
+      context,
+      async (base) => {
+        const header = base.req.headers.get('authorization');
+        if (!header) return { ctx: base };
+        const principal = await base.deps.auth.authenticate(header);
+        return { ctx: { ...base, principal } };
+      },
+      handler,
+    );
+}
+
+async function recordForbidden(ctx: AuthedContext, roles: readonly Role[]): Promise<void> {
+  try {
+    await ctx.deps.securityEvents.record({
+      kind: 'forbidden',
+      principal: ctx.principal,
+      requestId: ctx.requestId,
+      method: ctx.req.method,
+      route: new URL(ctx.req.url).pathname,
+      requiredRoles: [...roles],
+    });
+  } catch (err) {
+    ctx.log.error('could not record a security event', { err });
+  }
+}
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+  return { status, jsonBody: body, headers };
+}
+
+/**
+ * Reads a JSON body and validates it with a strict zod schema (unknown fields → 400).
+ * @throws AppError 415 for a non-JSON content type, 400 for malformed JSON or invalid fields.
+ */
+export async function readJson<T>(req: HttpRequest, schema: z.ZodType<T>): Promise<T> {
+  const type = req.headers.get('content-type') ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
+    throw new AppError('unsupported_media_type', 'The body must be application/json.');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await req.text());
+  } catch {
+    throw new AppError('validation_failed', 'The body is not valid JSON.');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new AppError('validation_failed', errors.map((e) => `${e.path || '(body)'}: ${e.message}`).join('; '), {
+      extensions: { errors },
+    });
+  }
+  return parsed.data;
+}
