@@ -121,3 +121,8 @@ export function getDeps(): Deps {
   memo ??= createDeps(loadConfig(process.env));
   return memo;
 }
+
+/** Tests: run function handlers against deps built by hand (undefined resets). */
+export function setDepsForTesting(deps: Deps | undefined): void {
+  memo = deps;
+}

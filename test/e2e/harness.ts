@@ -1,0 +1,79 @@
+/**
+ * Starts the whole local system the way `npm start` does (dist/devhost/main.js), on PORT=0
+ * with its own temporary data dir, so e2e test files run in parallel. Requires a build
+ * (`npm test` builds first).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+export interface RunningSystem {
+  url: string;
+  dataDir: string;
+  output: () => string;
+  child: ChildProcess;
+  stop(): Promise<number | null>;
+}
+
+export async function startSystem(env: Record<string, string> = {}, timeoutMs = 90_000): Promise<RunningSystem> {
+  const main = path.join(ROOT, 'dist/devhost/main.js');
+  if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` (npm test does) before e2e tests');
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-e2e-'));
+  const child = spawn(process.execPath, [main], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', MERIDIAN_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`system did not start in ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const poll = setInterval(() => {
+      const m = /front door listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    }, 25);
+    void exited.then((code) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`system exited with ${code} before it was up:\n${out}`));
+    });
+  });
+  return {
+    url,
+    dataDir,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const code = await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** PIDs of live processes whose command line or environment mentions `needle` (Linux /proc). */
+export function processesMentioning(needle: string): number[] {
+  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (Number(entry) !== process.pid && (cmd.includes(needle) || environ.includes(needle))) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
