@@ -168,7 +168,7 @@ var regions = flatten(map(boundaries, b => map(b.regions, (r, i) => {
 var firstRegion = regions[0].name
 
 // Model account of a region = the custom subdomain of its deployments' endpoint in config.
-var openAiNames = toObject(regions, r => r.name, r => split(split(filter(modelDeployments, d => d.region == r.name)[0].endpoint, '//')[1], '.')[0])
+var openAiNames = toObject(regions, r => r.name, r => split(replace(filter(modelDeployments, d => d.region == r.name)[0].endpoint, 'https://', ''), '.')[0])
 var searchNames = toObject(regions, r => r.name, r => 'srch-${token}-${r.name}')
 
 // Per-boundary and per-region lookups, computed once (lambdas never capture loop variables).
