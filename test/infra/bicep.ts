@@ -113,6 +113,16 @@ export function stringLiteral(node: Node): string | undefined {
   return raw.slice(1, -1).replace(/\\'/g, "'").replace(/\\\\/g, '\\');
 }
 
+/** The source with every comment blanked out (same offsets), so scans see code only. */
+export function codeOnly(tree: Tree, source: string): string {
+  let out = source;
+  for (const c of tree.rootNode.descendantsOfType('comment')) {
+    if (!c) continue;
+    out = out.slice(0, c.startIndex) + ' '.repeat(c.endIndex - c.startIndex) + out.slice(c.endIndex);
+  }
+  return out;
+}
+
 export interface BicepProperty {
   key: string;
   /** The value's source text. */
