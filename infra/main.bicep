@@ -143,6 +143,11 @@ param functionInstanceMemoryMB int = 2048
 @minValue(0)
 param functionAlwaysReadyHttp int = 0
 
+@description('Front Door health-probe interval. Every edge location with traffic probes every origin at this interval and each probe is a function execution: see infra/DEPLOYMENT.md (cost).')
+@minValue(5)
+@maxValue(255)
+param frontDoorProbeIntervalSeconds int = 60
+
 @description('Log Analytics retention in days.')
 @minValue(30)
 param logRetentionDays int = 30
@@ -315,6 +320,7 @@ module frontDoor 'modules/frontdoor.bicep' = {
     wafPolicyId: global.outputs.wafPolicyId
     token: token
     boundaryNames: boundaryNames
+    probeIntervalSeconds: frontDoorProbeIntervalSeconds
     origins: [for (r, i) in regions: {
       boundary: r.boundary
       region: r.name

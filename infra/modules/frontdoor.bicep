@@ -11,6 +11,10 @@ param token string
 param boundaryNames string[]
 @description('One per regional app: {boundary, region, hostName, primary}.')
 param origins array
+@description('Seconds between health probes from each Front Door edge location (every probe is a function execution).')
+@minValue(5)
+@maxValue(255)
+param probeIntervalSeconds int = 60
 
 resource profile 'Microsoft.Cdn/profiles@2024-09-01' existing = {
   name: profileName
@@ -34,7 +38,7 @@ resource originGroups 'Microsoft.Cdn/profiles/originGroups@2024-09-01' = [for b 
       probePath: '/api/health'
       probeProtocol: 'Https'
       probeRequestType: 'GET'
-      probeIntervalInSeconds: 30
+      probeIntervalInSeconds: probeIntervalSeconds
     }
     loadBalancingSettings: {
       sampleSize: 4
