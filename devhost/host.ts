@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import {
   FunctionsCore,
@@ -54,6 +55,11 @@ export class FunctionHost {
   readonly appDir: string;
   readonly log: HostLog;
   capabilities: Record<string, string> = {};
+  /**
+   * The library's own HTTP proxy server (streaming mode), captured while it is created, so
+   * devhost can hand it requests in-process instead of over a second loopback hop.
+   */
+  streamServer: http.Server | undefined;
   /** Providers of extra input bindings by binding type (e.g. `durableClient`). */
   readonly inputProviders = new Map<string, InputProvider>();
   #started = false;
@@ -80,7 +86,19 @@ export class FunctionHost {
     if (!this.core.programmingModel) {
       throw new Error('The app registered no programming model: does it import @azure/functions?');
     }
-    this.capabilities = (await this.core.programmingModel.getCapabilities?.({})) ?? {};
+    const created: http.Server[] = [];
+    const createServer = http.createServer;
+    http.createServer = ((...args: Parameters<typeof http.createServer>) => {
+      const server = createServer(...args);
+      created.push(server);
+      return server;
+    }) as typeof http.createServer;
+    try {
+      this.capabilities = (await this.core.programmingModel.getCapabilities?.({})) ?? {};
+    } finally {
+      http.createServer = createServer;
+    }
+    if (this.capabilities['HttpUri'] && created.length === 1) this.streamServer = created[0];
     await this.runHooks('appStart', { functionAppDirectory: this.appDir });
   }
 

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import type { FunctionHost, FunctionInfo } from './host';
 import type { RpcHttpData, RpcTypedData } from './functions-core';
 import { Router } from './routes';
@@ -112,7 +113,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const { host, maxBodyBytes, region } = options;
   const prefix = options.routePrefix.replace(/^\/+|\/+$/g, '');
   const router = httpTriggerRoutes(host);
-  const streamUri = host.capabilities['HttpUri'];
+  // The library reports http://localhost:<port>/ and listens on every interface: resolve it
+  // once, or each forwarded request pays a DNS lookup on libuv's small thread pool.
+  const streamUri = host.capabilities['HttpUri']?.replace('//localhost:', '//127.0.0.1:');
   const workerAgent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
 
   const server = http.createServer((req, res) => {
@@ -180,6 +183,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     for (const [k, v] of Object.entries(found.params)) triggerMetadata[k] = { string: v };
     const invocation = { inputData: [{ name: fn.triggerName, data: { http: httpData } }], triggerMetadata };
 
+    if (host.streamServer) {
+      await handOverInvocation(host.streamServer, req, res, fn, body, headers, url, invocation, base);
+      return;
+    }
     if (streamUri) {
       await proxyInvocation(req, res, fn, body, headers, url, invocation, base);
       return;
@@ -193,6 +200,51 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     outHeaders['content-length'] = String(bytes.length);
     res.writeHead(status, outHeaders);
     res.end(bytes);
+  }
+
+  /**
+   * The streaming path without the loopback hop: the request is handed to the library's own
+   * proxy server object (its 'request' handler pairs it with the invocation by
+   * `x-ms-invocation-id`, exactly as for a forwarded request) and the library writes the
+   * handler's response, chunk by chunk, straight onto the client's response.
+   */
+  async function handOverInvocation(
+    workerServer: http.Server,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    fn: FunctionInfo,
+    body: Buffer,
+    headers: Record<string, string>,
+    url: URL,
+    invocation: Parameters<FunctionHost['invoke']>[1],
+    base: Record<string, string>,
+  ): Promise<void> {
+    const invocationId = randomUUID();
+    const forwarded = Object.assign(Readable.from(body.length ? [body] : []), {
+      method: req.method ?? 'GET',
+      url: url.pathname + url.search,
+      headers: {
+        ...headers,
+        'content-length': String(body.length),
+        'x-ms-invocation-id': invocationId,
+        'x-forwarded-host': req.headers.host ?? '127.0.0.1',
+        'x-forwarded-proto': 'http',
+      },
+    });
+    for (const [k, v] of Object.entries(base)) res.setHeader(k, v);
+    const setHeader = res.setHeader.bind(res);
+    res.setHeader = ((name: string, value: number | string | readonly string[]) =>
+      name.toLowerCase() === 'x-ms-invocation-id' ? res : setHeader(name, value)) as typeof res.setHeader;
+    workerServer.emit('request', forwarded, res);
+    try {
+      await host.invoke(fn.name, invocation, invocationId);
+    } catch (err) {
+      host.log('error', 'user', `Function ${fn.name} failed: ${(err as Error)?.stack ?? String(err)}`, { invocationId });
+      if (!res.headersSent) {
+        for (const k of res.getHeaderNames()) if (!(k in base)) res.removeHeader(k);
+        sendProblem(res, 500, 'internal', 'Internal Server Error', 'The function failed.', base);
+      } else res.destroy();
+    }
   }
 
   async function proxyInvocation(
