@@ -211,6 +211,8 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
   private readonly topics = new Map<string, TopicOptions>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private publishesSincePurge = 0;
+  /** One wrapper reused for every write: `run.immediate(fn)` is BEGIN IMMEDIATE … COMMIT. */
+  private readonly run: Database.Transaction<(fn: () => unknown) => unknown>;
   private closed = false;
 
   constructor(options: LocalServiceBusOptions) {
@@ -219,7 +221,8 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? LOCAL_BUS_PRAGMAS.busy_timeout}`);
     this.db.pragma(`journal_mode = ${LOCAL_BUS_PRAGMAS.journal_mode}`);
     this.db.pragma(`synchronous = ${LOCAL_BUS_PRAGMAS.synchronous}`);
-    this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+    this.run = this.db.transaction((fn: () => unknown) => fn());
+    this.run.immediate(() => this.db.exec(SCHEMA));
     const db = this.db;
     this.stmts = {
       topologyVersion: db.prepare<[], { value: number }>(`SELECT value FROM meta WHERE key = 'topology_version'`),
@@ -243,12 +246,10 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
            lock_duration_ms = excluded.lock_duration_ms, dl_on_expiration = excluded.dl_on_expiration,
            dl_on_filter_error = excluded.dl_on_filter_error`,
       ),
-      getDedup: db.prepare<[string, string], { expires_at: number }>(
-        `SELECT expires_at FROM dedup WHERE topic = ? AND message_id = ?`,
-      ),
-      putDedup: db.prepare(
+      /** Changes one row when the id is new or its window has passed; none for a duplicate. */
+      claimMessageId: db.prepare<[string, string, number, number]>(
         `INSERT INTO dedup (topic, message_id, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (topic, message_id) DO UPDATE SET expires_at = excluded.expires_at`,
+         ON CONFLICT (topic, message_id) DO UPDATE SET expires_at = excluded.expires_at WHERE dedup.expires_at <= ?`,
       ),
       purgeDedup: db.prepare(`DELETE FROM dedup WHERE expires_at <= ?`),
       insertEntry: db.prepare(
@@ -273,6 +274,7 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
          WHERE id = ?`,
       ),
       deleteEntry: db.prepare(`DELETE FROM entries WHERE id = ?`),
+      deleteLocked: db.prepare<[string, number]>(`DELETE FROM entries WHERE lock_token = ? AND locked_until > ?`),
       byLockToken: db.prepare<[string], EntryRow & { topic: string }>(`SELECT * FROM entries WHERE lock_token = ?`),
       release: db.prepare(`UPDATE entries SET locked_until = 0, lock_token = NULL WHERE id = ?`),
       renew: db.prepare(`UPDATE entries SET locked_until = ? WHERE id = ?`),
@@ -373,9 +375,8 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
       if (!t) throw new AppError('not_found', `topic ${topic} does not exist`);
       const now = this.clock.now();
       for (const m of prepared) {
-        const seen = this.stmts.getDedup.get(topic, m.messageId);
-        if (seen && seen.expires_at > now) continue; // accepted, dropped as a duplicate
-        this.stmts.putDedup.run(topic, m.messageId, now + t.duplicateDetectionWindowMs);
+        const claimed = this.stmts.claimMessageId.run(topic, m.messageId, now + t.duplicateDetectionWindowMs, now);
+        if (claimed.changes === 0) continue; // accepted, dropped as a duplicate
         accepted++;
         this.enqueue(topic, t, m, now);
       }
@@ -570,8 +571,8 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
    */
   async complete(lockToken: string): Promise<void> {
     this.write('complete', () => {
-      const row = this.locked(lockToken, this.clock.now());
-      this.stmts.deleteEntry.run(row.id);
+      const now = this.clock.now();
+      if (this.stmts.deleteLocked.run(lockToken, now).changes === 0) this.locked(lockToken, now); // throws lock lost
     });
   }
 
@@ -672,7 +673,7 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
   private write<T>(what: string, fn: () => T): T {
     if (this.closed) throw new AppError('unavailable', 'local bus is closed');
     try {
-      return this.db.transaction(fn).immediate();
+      return this.run.immediate(fn) as T;
     } catch (err) {
       throw translate(err, what);
     }
