@@ -187,3 +187,40 @@ describe('startSubscriptionPump', () => {
     expect((await bus.stats(TOPIC, SUB)).active).toBe(0);
   });
 });
+
+describe('startSubscriptionPump with a failing bus', () => {
+  it('reports receive failures and backs off instead of spinning', async () => {
+    vi.useFakeTimers();
+    const errors: string[] = [];
+    let receives = 0;
+    const pump = startSubscriptionPump({
+      bus: {
+        receive: async () => {
+          receives++;
+          throw new Error('bus down');
+        },
+        complete: async () => undefined,
+        abandon: async () => undefined,
+      },
+      topic: 't',
+      subscription: 's',
+      pollIntervalMs: 5,
+      handler: () => undefined,
+      onError: (e, ctx) => errors.push(`${ctx.phase}:${e.message}`),
+    });
+    try {
+      await vi.advanceTimersByTimeAsync(200);
+      await pump.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+    // Sleeps of 10, 20, 40, 80 ms …: receives at 0, 10, 30, 70, 150 ms, then stop — not 40.
+    expect(receives).toBe(5);
+    expect(errors.every((e) => e === 'receive:bus down')).toBe(true);
+  });
+
+  it('refuses to start without exactly one handler', () => {
+    const bus = { receive: async () => [], complete: async () => undefined, abandon: async () => undefined };
+    expect(() => startSubscriptionPump({ bus, topic: 't', subscription: 's' })).toThrow(TypeError);
+  });
+});

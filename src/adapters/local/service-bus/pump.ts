@@ -171,6 +171,8 @@ export function startSubscriptionPump(options: SubscriptionPumpOptions): Subscri
     : undefined;
   renewTimer?.unref();
 
+  /** Consecutive receive failures: back off (up to 5 s) instead of reporting every poll. */
+  let failures = 0;
   const loop = async (): Promise<void> => {
     while (!stopped) {
       const free = maxConcurrent - inflight.size;
@@ -185,9 +187,11 @@ export function startSubscriptionPump(options: SubscriptionPumpOptions): Subscri
         });
       } catch (err) {
         report(err, 'receive', []);
-        await sleep(pollIntervalMs);
+        failures++;
+        await sleep(Math.min(5000, pollIntervalMs * 2 ** Math.min(failures, 12)));
         continue;
       }
+      failures = 0;
       if (messages.length === 0) {
         await sleep(pollIntervalMs);
         continue;
