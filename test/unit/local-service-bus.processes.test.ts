@@ -154,6 +154,13 @@ describe('LocalServiceBus across processes', () => {
       const lost = [...logA, ...logB].filter((l) => l[0] === 'lost').length;
       expect(completed.length).toBe(new Set(completed).size);
       expect(new Set(completed).size).toBe(N);
+      // The delivery that completed is always the message's latest: a stale token never
+      // settled a newer delivery held by the other process.
+      const all = [...logA, ...logB];
+      for (const [, id, count] of all.filter((l) => l[0] === 'completed')) {
+        const latest = Math.max(...all.filter((l) => l[0] === 'handled' && l[1] === id).map((l) => Number(l[2])));
+        expect(Number(count), `message ${id}`).toBe(latest);
+      }
       expect(lost).toBeGreaterThan(0); // the race really happened...
       expect(logA.some((l) => l[0] === 'completed') && logB.some((l) => l[0] === 'completed')).toBe(true); // ...between both
       expect(await finalStats(dbPath)).toEqual({ active: 0, deadLettered: 0, locked: 0 });
