@@ -24,5 +24,5 @@ export function tempDir(prefix = 'meridian-bus-'): { dir: string; cleanup: () =>
 }
 
 export function openBus(dir: string, clock: { now(): number }): LocalServiceBus {
-  return new LocalServiceBus({ path: path.join(dir, 'bus.sqlite'), clock });
+  return new LocalServiceBus({ path: path.join(dir, 'global', 'bus.sqlite'), clock });
 }

@@ -10,6 +10,8 @@
  * injected Clock, so a virtual clock moves locks, TTLs and the duplicate window together.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError, ensureError } from '../../../domain/errors';
 import {
@@ -93,7 +95,7 @@ export interface SubscriptionReceiver {
 }
 
 export interface LocalServiceBusOptions {
-  /** SQLite file (created with its folder's parent existing), or ':memory:' for one process. */
+  /** SQLite file, e.g. `<data>/global/bus.sqlite` (folders are created), or ':memory:' for one process. */
   path: string;
   clock: Clock;
   /** Milliseconds a connection waits for another process's write lock (default 10 s). */
@@ -217,6 +219,7 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
 
   constructor(options: LocalServiceBusOptions) {
     this.clock = options.clock;
+    if (options.path !== ':memory:') mkdirSync(path.dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? LOCAL_BUS_PRAGMAS.busy_timeout}`);
     this.db.pragma(`journal_mode = ${LOCAL_BUS_PRAGMAS.journal_mode}`);
