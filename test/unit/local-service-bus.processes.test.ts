@@ -32,6 +32,8 @@ interface ChildOptions {
   logPath: string;
   prefix: string;
   publish: number;
+  /** Pause after each publish, so a kill really lands mid-way through publishing. */
+  publishPauseMs?: number;
   consume: boolean;
   concurrency: number;
   workMs: number;
@@ -86,6 +88,7 @@ describe('LocalServiceBus across processes', () => {
         logPath: path.join(tmp.dir, 'run.log'),
         prefix: 'doc-',
         publish: N,
+        publishPauseMs: 2,
         consume: true,
         concurrency: 8,
         workMs: 10,
