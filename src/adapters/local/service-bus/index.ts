@@ -1,0 +1,3 @@
+export * from './local-service-bus';
+export * from './pump';
+export { ensureTopology } from './topology';
