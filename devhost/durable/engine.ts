@@ -148,6 +148,7 @@ export interface InstanceStatus {
   createdTime: string;
   lastUpdatedTime: string;
   historyEvents?: HistoryEvent[];
+  history?: HistoryEvent[];
 }
 
 export interface EngineOptions {
@@ -262,7 +263,11 @@ export class DurableEngine {
     const row = this.#live.get(instanceId)?.row ?? this.#store.getInstance(instanceId);
     if (!row) return undefined;
     const status = this.#statusOf(row, opts.showInput ?? true);
-    if (opts.showHistory) status.historyEvents = this.#live.get(instanceId)?.history ?? this.#store.history(instanceId);
+    if (opts.showHistory) {
+      // `historyEvents` is the webhook API's name; the library's DurableOrchestrationStatus reads `history`.
+      status.historyEvents = this.#live.get(instanceId)?.history ?? this.#store.history(instanceId);
+      status.history = status.historyEvents;
+    }
     return status;
   }
 
