@@ -5,16 +5,26 @@
  */
 import path from 'node:path';
 import { AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from '../src/adapters/local/azurite';
+import { LocalClock } from '../src/adapters/local/clock';
+import { ensureTopology, openLocalServiceBus } from '../src/adapters/local/service-bus';
 import { loadCatalog, parseServedRegions } from '../src/config';
 import { startAzurite, type RunningAzurite } from './azurite';
+import { startDurableEngine } from './durable';
 import { FunctionHost } from './host';
 import { readBody, sendProblem, startHttpServer, type ExtraHandler } from './http-server';
 import { appRoot, loadLocalSettings, routePrefixOf } from './settings';
 import { startTimers } from './timers';
+import { startServiceBusTriggers } from './triggers/service-bus';
 import { installHostClock, VirtualClock } from './virtual-clock';
 
 /** Trigger types this devhost drives; any other fails start-up (never silently ignored). */
-export const SUPPORTED_TRIGGERS = new Set(['httpTrigger', 'timerTrigger']);
+export const SUPPORTED_TRIGGERS = new Set([
+  'httpTrigger',
+  'timerTrigger',
+  'serviceBusTrigger',
+  'orchestrationTrigger',
+  'activityTrigger',
+]);
 
 export interface BoundaryProcess {
   boundary: string;
@@ -55,6 +65,11 @@ export async function startBoundary(): Promise<BoundaryProcess> {
     }
     env['MERIDIAN_GLOBAL_BLOB_ACCOUNT'] ??= AZURITE_GLOBAL_ACCOUNT;
 
+    // The global bus (tenant-free): local mode creates the topology at start; Azure's infra does.
+    const busClock = new LocalClock();
+    const bus = openLocalServiceBus({ path: path.join(dataDir, 'global', 'bus.sqlite'), clock: busClock });
+    await ensureTopology(bus, catalog.topology);
+
     const host = new FunctionHost({
       appDir: root,
       log: (level, category, message, fields) => {
@@ -70,6 +85,20 @@ export async function startBoundary(): Promise<BoundaryProcess> {
         `devhost does not support trigger type(s): ${unsupported.map((f) => `${f.name} (${f.trigger.type})`).join(', ')}`,
       );
     }
+
+    let serverUrl = '';
+    const durable = await startDurableEngine({
+      host,
+      dbFile: path.join(dataDir, boundary, 'durable.sqlite'),
+      clock,
+      region,
+      taskHubName: env['MERIDIAN_TASK_HUB'] ?? `meridian${boundary}`,
+      baseUrl: () => serverUrl,
+      log: (level, message) => {
+        if (level !== 'debug') log(level, message, { boundary, source: 'durable' });
+      },
+    });
+    stops.push(() => durable.stop());
 
     const devhostRoutes: ExtraHandler = async (req, res, url) => {
       if (!url.pathname.startsWith('/_devhost/')) return false;
@@ -90,7 +119,14 @@ export async function startBoundary(): Promise<BoundaryProcess> {
       }
       if (url.pathname === '/_devhost/info' && req.method === 'GET') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(
-          JSON.stringify({ boundary, region, servedRegions: served, now: clock.now(), functions: host.functions().map((f) => f.name) }),
+          JSON.stringify({
+            boundary,
+            region,
+            servedRegions: served,
+            now: clock.now(),
+            functions: host.functions().map((f) => f.name),
+            durable: durable.stats(),
+          }),
         );
         return true;
       }
@@ -104,10 +140,19 @@ export async function startBoundary(): Promise<BoundaryProcess> {
       maxBodyBytes: Number(env['MERIDIAN_MAX_BODY_BYTES'] ?? 16 * 1024 * 1024),
       region,
       port: Number(env['DEVHOST_PORT'] ?? 0),
-      extraHandlers: [devhostRoutes],
+      extraHandlers: [devhostRoutes, durable.httpHandler],
     });
     stops.push(() => server.close());
+    serverUrl = server.url;
     env['WEBSITE_HOSTNAME'] = `127.0.0.1:${server.port}`;
+
+    const serviceBus = startServiceBusTriggers({
+      host,
+      bus,
+      clock: busClock,
+      log: (message, fields) => log('warning', message, { boundary, ...fields }),
+    });
+    stops.push(() => serviceBus.stop());
 
     const timers = startTimers({
       host,

@@ -3,17 +3,22 @@
  * everything a function needs for the configured mode; functions get it via `getDeps()`.
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { ServiceBusClient } from '@azure/service-bus';
+import path from 'node:path';
 import { createAuthenticator, createTenantDirectory, type Authenticator, type TenantDirectory } from './app/auth';
 import { createHealthRegistry, type HealthRegistry } from './app/health';
 import { createJsonLogger } from './app/logging';
 import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
 import type { Clock } from './ports/clock';
+import type { EventPublisher } from './ports/event-publisher';
 import type { Logger } from './ports/logger';
 import type { SecurityEventSink } from './ports/security-events';
 import type { TokenVerifier } from './ports/token-verifier';
 import { AzureBlobStore } from './adapters/azure/azure-blob-store';
 import { EntraTokenVerifier } from './adapters/azure/entra-token-verifier';
+import { ServiceBusEventPublisher } from './adapters/azure/service-bus-event-publisher';
+import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
 import { DevTokenVerifier } from './adapters/local/dev-token-verifier';
@@ -26,6 +31,8 @@ export interface Deps {
   auth: Authenticator;
   health: HealthRegistry;
   securityEvents: SecurityEventSink;
+  /** Publishes to Service Bus topics (`index-sync`); the local bus under `<data>/global/` locally. */
+  events: EventPublisher;
   /** The boundary's blob account (tenant documents); absent locally when no Azurite runs. */
   blobs?: BlobStore;
   /** The global, tenant-free account (shared documents). */
@@ -87,6 +94,15 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     health.register({ name: 'shared-blob-storage', boundary: 'global', required: false, run: () => store.check() });
   }
 
+  let events: EventPublisher;
+  if (config.mode === 'azure' && config.azure) {
+    events = ServiceBusEventPublisher.fromClient(new ServiceBusClient(config.azure.serviceBusNamespace, azureCredential()));
+  } else {
+    const bus = openLocalServiceBus({ path: path.join(config.dataDir, 'global', 'bus.sqlite'), clock });
+    health.register({ name: 'service-bus', boundary: 'global', required: true, run: () => bus.check() });
+    events = bus;
+  }
+
   const securityEvents: SecurityEventSink = {
     // Until the audit log stores them (security-events container), refusals are logged.
     async record(event) {
@@ -109,6 +125,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     auth,
     health,
     securityEvents,
+    events,
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };

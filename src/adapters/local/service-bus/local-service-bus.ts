@@ -691,3 +691,19 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
     }
   }
 }
+
+const openBuses = new Map<string, LocalServiceBus>();
+
+/**
+ * One LocalServiceBus per file per process: the app's publisher and devhost's trigger pumps
+ * share a connection (and in-process publish notifications wake the pumps at once).
+ */
+export function openLocalServiceBus(options: LocalServiceBusOptions): LocalServiceBus {
+  const key = path.resolve(options.path);
+  let bus = openBuses.get(key);
+  if (!bus) {
+    bus = new LocalServiceBus(options);
+    openBuses.set(key, bus);
+  }
+  return bus;
+}
