@@ -255,7 +255,8 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
         continue;
       }
       try {
-        await options.handler(page.items);
+        // A copy each time: a retried batch is identical even if the handler mutated the last one.
+        await options.handler(structuredClone(page.items));
       } catch (err) {
         pending = page;
         failures.handler++;
