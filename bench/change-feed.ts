@@ -3,9 +3,10 @@
  *
  * The writer (this process) upserts into `usage` on an open-loop schedule: write i is due at
  * t0 + i / rate, whatever happened before, and carries that due time. The consumer — by
- * default a SECOND process (`--same-process` runs it in this one) — runs
+ * default a SECOND process (`--same-process` runs it in this one on the writer's store
+ * object, as devhost wires it, where a write wakes the processor) — runs
  * startChangeFeedProcessor with its defaults (poll interval, batch size) over its own
- * connection to the same database file, as devhost would, and records for every item
+ * connection to the same database file (so it sees writes only by polling), and records for every item
  * `delivered - due` (so a writer falling behind counts as lag too).
  * Same SQLite pragmas as `npm start` (SqliteDocumentStore defaults).
  *
@@ -42,8 +43,7 @@ const openStore = (file: string): SqliteDocumentStore =>
   new SqliteDocumentStore({ path: file, containers: loadCatalog().topology.containers });
 
 /** Consumes until `expected` distinct items arrived (expected is learnt when the writer ends). */
-async function consume(file: string, ready: () => void, expectedTotal: Promise<number>): Promise<ConsumerResult> {
-  const store = openStore(file);
+async function consume(store: SqliteDocumentStore, ready: () => void, expectedTotal: Promise<number>): Promise<ConsumerResult> {
   const lags: number[] = [];
   const seen = new Set<string>();
   let batches = 0;
@@ -70,12 +70,10 @@ async function consume(file: string, ready: () => void, expectedTotal: Promise<n
   if (seen.size >= expected) finish();
   await done;
   await processor.stop();
-  await store.close();
   return { delivered: lags.length, distinct: seen.size, batches, lagMs: summary(lags, 1), peakRssKiB: peakRssKiB() };
 }
 
-async function write(file: string, rate: number, seconds: number): Promise<{ written: number; lateWritesMs: ReturnType<typeof summary> }> {
-  const store = openStore(file);
+async function write(store: SqliteDocumentStore, rate: number, seconds: number): Promise<{ written: number; lateWritesMs: ReturnType<typeof summary> }> {
   const total = Math.round(rate * seconds);
   const late: number[] = [];
   const t0 = Date.now() + 50;
@@ -92,7 +90,6 @@ async function write(file: string, rate: number, seconds: number): Promise<{ wri
     }
     await new Promise((r) => setTimeout(r, 1));
   }
-  await store.close();
   return { written: total, lateWritesMs: summary(late, 1) };
 }
 
@@ -104,7 +101,9 @@ async function main(): Promise<void> {
     process.on('message', (m: { total?: number }) => {
       if (typeof m.total === 'number') resolveTotal(m.total);
     });
-    const result = await consume(file, () => process.send?.({ ready: true }), total);
+    const store = openStore(file);
+    const result = await consume(store, () => process.send?.({ ready: true }), total);
+    await store.close();
     process.send?.({ result });
     process.disconnect?.();
     return;
@@ -115,7 +114,8 @@ async function main(): Promise<void> {
   const sameProcess = process.argv.includes('--same-process');
   const dir = mkdtempSync(path.join(tmpdir(), 'meridian-bench-feed-'));
   const file = path.join(dir, 'us', 'documents.sqlite');
-  openStore(file).close().catch(() => undefined); // creates the schema before two processes race for it
+  // Created before the consumer starts, so two processes never race to create the schema.
+  const writerStore = openStore(file);
   const guard = setTimeout(() => {
     console.error('change-feed bench: timed out');
     process.exit(2);
@@ -128,7 +128,8 @@ async function main(): Promise<void> {
       const total = new Promise<number>((resolve) => (resolveTotal = resolve));
       let ready: () => void = () => undefined;
       const isReady = new Promise<void>((resolve) => (ready = resolve));
-      consumer = consume(file, ready, total);
+      // Shares the writer's store object, as devhost does: writes wake the processor at once.
+      consumer = consume(writerStore, ready, total);
       sendTotal = resolveTotal;
       await isReady;
     } else {
@@ -140,13 +141,13 @@ async function main(): Promise<void> {
       await new Promise<void>((resolve) => child.on('message', (m: { ready?: boolean }) => m.ready && resolve()));
       sendTotal = (n) => child.send({ total: n });
     }
-    const writer = await write(file, rate, seconds);
+    const writer = await write(writerStore, rate, seconds);
     sendTotal(writer.written);
     const result = await consumer;
     console.log(
       JSON.stringify({
         bench: 'change-feed.lag',
-        consumer: sameProcess ? 'same process' : 'second process (own SQLite connection)',
+        consumer: sameProcess ? 'same process, same store object (wake on write)' : 'second process (own SQLite connection, polling)',
         ratePerSecond: rate,
         seconds,
         written: writer.written,
@@ -164,6 +165,7 @@ async function main(): Promise<void> {
     );
   } finally {
     clearTimeout(guard);
+    await writerStore.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
