@@ -2,6 +2,7 @@
  * Validation shared by the DocumentStore adapters, so both refuse the same malformed input
  * with the same error instead of one adapter passing it to its backend.
  */
+import { createHash } from 'node:crypto';
 import { AppError } from '../domain/errors';
 import {
   MAX_BATCH_OPERATIONS,
@@ -268,4 +269,28 @@ export function project(item: Record<string, unknown>, select: readonly string[]
   const out: Record<string, unknown> = {};
   for (const k of select) if (Object.hasOwn(item, k)) out[k] = item[k];
   return out;
+}
+
+/** Identifies a query in its continuation tokens, so a token is refused by any other query. */
+export function queryFingerprint(container: string, pk: string, spec: QuerySpec): string {
+  return createHash('sha256').update(JSON.stringify([container, pk, spec])).digest('base64url').slice(0, 16);
+}
+
+/** Wraps a backend's paging state with the query fingerprint in one opaque token. */
+export function wrapToken(state: unknown, fingerprint: string): string {
+  return Buffer.from(JSON.stringify({ s: state, f: fingerprint })).toString('base64url');
+}
+
+/**
+ * Unwraps a token made by {@link wrapToken} for the same query.
+ * @throws AppError validation_failed for a malformed token or one of another query.
+ */
+export function unwrapToken(token: string, fingerprint: string): unknown {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { s?: unknown; f?: unknown };
+    if (parsed.f === fingerprint && parsed.s !== undefined) return parsed.s;
+  } catch {
+    // falls through to the error below
+  }
+  throw new AppError('validation_failed', 'continuation token does not belong to this query');
 }

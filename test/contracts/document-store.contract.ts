@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerConfig } from '../../src/config';
 import { isAppError, type ErrorCode } from '../../src/domain/errors';
-import type { DocumentStore, QuerySpec, Stored } from '../../src/ports/document-store';
+import type { DocumentStore, QueryPage, QuerySpec, Stored } from '../../src/ports/document-store';
 
 /** Containers the suite needs; an adapter's test creates them (locally or in the emulator). */
 export const CONTRACT_CONTAINERS: ContainerConfig[] = [
@@ -17,7 +17,7 @@ export const CONTRACT_CONTAINERS: ContainerConfig[] = [
   { name: 'leases', partitionKey: '/id' },
 ];
 
-export type ContractFeature = 'ttl' | 'batch' | 'patchRemoveMissing' | 'crossTypeComparison';
+export type ContractFeature = 'ttl' | 'batch' | 'patchRemoveMissing' | 'crossTypeComparison' | 'pagingUnderWrites';
 
 export interface ContractSubject {
   store: DocumentStore;
@@ -128,6 +128,25 @@ export function documentStoreContract(
         await expectAppError(store.delete('things', t, 'd'), 'not_found');
         await store.create('things', { id: 'd', tenantId: t, again: true });
         expect((await store.read('things', t, 'd'))?.['again']).toBe(true);
+      });
+
+      it('lets exactly one of two writers with the same etag win', async () => {
+        const t = tenant();
+        const v1 = await store.create('things', { id: 'race', tenantId: t, v: 0 });
+        const results = await Promise.allSettled([
+          store.replace('things', { id: 'race', tenantId: t, v: 1 }, { ifMatch: v1._etag }),
+          store.replace('things', { id: 'race', tenantId: t, v: 2 }, { ifMatch: v1._etag }),
+        ]);
+        const won = results.filter((r) => r.status === 'fulfilled');
+        const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(won).toHaveLength(1);
+        expect(lost.map((r) => isAppError(r.reason) && r.reason.code)).toEqual(['precondition_failed']);
+      });
+
+      it('refuses items over 2 MiB with payload_too_large', async () => {
+        const t = tenant();
+        await expectAppError(store.create('things', { id: 'big', tenantId: t, blob: 'x'.repeat(2 * 1024 * 1024) }), 'payload_too_large');
+        expect(await store.read('things', t, 'big')).toBeUndefined();
       });
 
       it('ignores system fields sent by the caller', async () => {
@@ -289,6 +308,59 @@ export function documentStoreContract(
           expect(typeof (token ?? '')).toBe('string');
         } while (token && ++pages < 10);
         expect(seen).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
+      });
+
+      it('pages without orderBy and descending, each item exactly once', async () => {
+        const unordered: string[] = [];
+        const descending: number[] = [];
+        let token: string | undefined;
+        for (let guard = 0; guard < 10; guard++) {
+          const page = await store.query<Stored>('things', t, {}, { limit: 4, ...(token ? { continuationToken: token } : {}) });
+          unordered.push(...ids(page.items));
+          token = page.continuationToken;
+          if (!token) break;
+        }
+        expect(unordered.sort()).toEqual(['q-str', 'q0', 'q1', 'q2', 'q3', 'q4']);
+        token = undefined;
+        const spec: QuerySpec = { where: [{ path: '/flag', op: 'isDefined' }], orderBy: { path: '/n', direction: 'desc' } };
+        for (let guard = 0; guard < 10; guard++) {
+          const page: QueryPage<Stored> = await store.query<Stored>('things', t, spec, { limit: 2, ...(token ? { continuationToken: token } : {}) });
+          descending.push(...page.items.map((i) => i['n'] as number));
+          token = page.continuationToken;
+          if (!token) break;
+        }
+        expect(descending).toEqual([5, 4, 3, 2, 1]);
+      });
+
+      const [skipStable, stableTitle] = feature('pagingUnderWrites', 'writes between pages neither repeat nor skip items that existed throughout');
+      it.skipIf(skipStable)(stableTitle, async () => {
+        const p = tenant();
+        for (let i = 1; i <= 6; i++) await store.create('things', { id: `s${i}`, tenantId: p, n: i * 10 });
+        const spec: QuerySpec = { orderBy: { path: '/n', direction: 'asc' } };
+        const first = await store.query<Stored>('things', p, spec, { limit: 3 });
+        expect(first.items.map((i) => i['n'])).toEqual([10, 20, 30]);
+        await store.create('things', { id: 'early', tenantId: p, n: 5 });
+        await store.delete('things', p, 's1');
+        const rest: unknown[] = [];
+        let token = first.continuationToken;
+        for (let guard = 0; token && guard < 10; guard++) {
+          const page: QueryPage<Stored> = await store.query<Stored>('things', p, spec, { limit: 3, continuationToken: token });
+          rest.push(...page.items.map((i) => i['n']));
+          token = page.continuationToken;
+        }
+        expect(rest).toEqual([40, 50, 60]);
+      });
+
+      it('refuses a continuation token of another query', async () => {
+        const page = await store.query<Stored>('things', t, {}, { limit: 1 });
+        expect(page.continuationToken).toBeDefined();
+        const token = page.continuationToken ?? '';
+        await expectAppError(
+          store.query('things', t, { where: [{ path: '/n', op: '>', value: 0 }] }, { limit: 1, continuationToken: token }),
+          'validation_failed',
+        );
+        await expectAppError(store.query('things', tenant(), {}, { limit: 1, continuationToken: token }), 'validation_failed');
+        await expectAppError(store.query('things', t, {}, { limit: 1, continuationToken: 'not-a-token' }), 'validation_failed');
       });
 
       it('never returns another partition’s items', async () => {

@@ -24,7 +24,17 @@ import type {
   Stored,
   WriteOptions,
 } from '../../ports/document-store';
-import { checkBatch, checkItem, checkPatch, checkQuery, parsePath, partitionKeyProperty } from '../document-spec';
+import {
+  checkBatch,
+  checkItem,
+  checkPatch,
+  checkQuery,
+  parsePath,
+  partitionKeyProperty,
+  queryFingerprint,
+  unwrapToken,
+  wrapToken,
+} from '../document-spec';
 
 export type CosmosDocumentStoreOptions = {
   /** Every container the app uses (partition keys come from here; nothing is created). */
@@ -232,18 +242,27 @@ export class CosmosDocumentStore implements DocumentStore {
     const c = this.info(container);
     const { limit } = checkQuery(spec, options);
     const sql = toCosmosSql(c.pkProperty, pk, spec);
+    // The SDK's token is wrapped with the query's fingerprint: a token is refused by any other
+    // query, on every backend, before it reaches Cosmos.
+    const fingerprint = queryFingerprint(container, pk, spec);
+    let sdkToken: string | undefined;
+    if (options.continuationToken !== undefined) {
+      const state = unwrapToken(options.continuationToken, fingerprint);
+      if (typeof state !== 'string') throw new AppError('validation_failed', 'continuation token does not belong to this query');
+      sdkToken = state;
+    }
     const page = await this.call(`query ${container}`, () =>
       c.container.items
         .query(sql, {
           partitionKey: pk,
           maxItemCount: limit,
-          ...(options.continuationToken === undefined ? {} : { continuationToken: options.continuationToken }),
+          ...(sdkToken === undefined ? {} : { continuationToken: sdkToken }),
         })
         .fetchNext(),
     );
     const items = page.resources.map((r) => (spec.select ? r : clean(r)) as T);
     return page.continuationToken && page.hasMoreResults !== false
-      ? { items, continuationToken: page.continuationToken }
+      ? { items, continuationToken: wrapToken(page.continuationToken, fingerprint) }
       : { items };
   }
 

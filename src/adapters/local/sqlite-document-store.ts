@@ -18,7 +18,6 @@
  * unless they carry their own `ttl` (-1 = never). Expired rows are invisible at once and
  * deleted by a background purge; neither shows in the change feed.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -48,6 +47,9 @@ import {
   parsePath,
   partitionKeyProperty,
   project,
+  queryFingerprint,
+  unwrapToken,
+  wrapToken,
 } from '../document-spec';
 
 /** Default SQLite settings; `npm start` and the benchmarks use exactly these. */
@@ -118,19 +120,32 @@ function jsonPath(p: string): string {
   );
 }
 
-function encodeToken(offset: number, fingerprint: string): string {
-  return Buffer.from(JSON.stringify({ o: offset, f: fingerprint })).toString('base64url');
+/**
+ * Query paging is keyset-based: the token holds the sort key of the last item returned, so
+ * writes between pages neither repeat nor skip items that existed throughout (as Cosmos).
+ * The fingerprint ties a token to its query and partition.
+ */
+interface PageCursor {
+  /** Type rank of the orderBy value (see RANK_SQL); 0 without orderBy. */
+  r: number;
+  /** The orderBy value (booleans as 0/1, objects and arrays as JSON text, undefined/null as 0). */
+  v: number | string;
+  /** The id: the tie-breaker, unique within a partition. */
+  i: string;
 }
 
-function decodeToken(token: string, fingerprint: string): number {
-  try {
-    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { o?: unknown; f?: unknown };
-    if (Number.isInteger(parsed.o) && (parsed.o as number) >= 0 && parsed.f === fingerprint) return parsed.o as number;
-  } catch {
-    // falls through to the error below
+function decodeCursor(token: string, fingerprint: string): PageCursor {
+  const c = unwrapToken(token, fingerprint) as Partial<PageCursor>;
+  if (Number.isInteger(c.r) && (typeof c.v === 'number' || typeof c.v === 'string') && typeof c.i === 'string') {
+    return c as PageCursor;
   }
   throw new AppError('validation_failed', 'continuation token does not belong to this query');
 }
+
+/** Cosmos orders across types: undefined, null, booleans, numbers, strings (then objects/arrays). */
+const RANK_SQL = `CASE json_type(body, ?) WHEN 'null' THEN 1 WHEN 'false' THEN 2 WHEN 'true' THEN 2
+  WHEN 'integer' THEN 3 WHEN 'real' THEN 3 WHEN 'text' THEN 4 WHEN 'object' THEN 5 WHEN 'array' THEN 5 ELSE 0 END`;
+const VALUE_SQL = 'coalesce(json_extract(body, ?), 0)';
 
 export class SqliteDocumentStore implements DocumentStore {
   private readonly db: Database.Database;
@@ -397,29 +412,35 @@ export class SqliteDocumentStore implements DocumentStore {
   async query<T = Stored>(container: string, pk: PartitionKey, spec: QuerySpec, options: QueryOptions = {}): Promise<QueryPage<T>> {
     const c = this.info(container);
     const { limit } = checkQuery(spec, options);
-    const fingerprint = createHash('sha256').update(JSON.stringify([container, pk, spec])).digest('base64url').slice(0, 16);
-    const offset = options.continuationToken === undefined ? 0 : decodeToken(options.continuationToken, fingerprint);
+    const fingerprint = queryFingerprint(container, pk, spec);
+    const cursor = options.continuationToken === undefined ? undefined : decodeCursor(options.continuationToken, fingerprint);
     const params: unknown[] = [c.name, pk, this.clock.now()];
     const where = (spec.where ?? []).map((cond) => conditionSql(cond, params));
-    let order = 'id ASC';
-    if (spec.orderBy) {
-      const p = jsonPath(spec.orderBy.path);
-      const dir = spec.orderBy.direction === 'desc' ? 'DESC' : 'ASC';
-      // Cosmos orders across types: undefined, null, booleans, numbers, strings.
-      order = `CASE json_type(body, ?) WHEN 'null' THEN 1 WHEN 'false' THEN 2 WHEN 'true' THEN 2
-        WHEN 'integer' THEN 3 WHEN 'real' THEN 3 WHEN 'text' THEN 4 WHEN 'object' THEN 5 WHEN 'array' THEN 5 ELSE 0 END ${dir},
-        json_extract(body, ?) ${dir}, id ${dir}`;
-      params.push(p, p);
+    const orderPath = spec.orderBy ? jsonPath(spec.orderBy.path) : undefined;
+    const dir = spec.orderBy?.direction === 'desc' ? 'DESC' : 'ASC';
+    // Rank and value are selected so the next page's cursor can be built from the last row.
+    const rank = orderPath === undefined ? '0' : RANK_SQL;
+    const value = orderPath === undefined ? '0' : VALUE_SQL;
+    const selectParams = orderPath === undefined ? [] : [orderPath, orderPath];
+    const outer: unknown[] = [];
+    let after = '';
+    if (cursor) {
+      after = `WHERE (sort_rank, sort_value, id) ${dir === 'ASC' ? '>' : '<'} (?, ?, ?)`;
+      outer.push(cursor.r, cursor.v, cursor.i);
     }
-    params.push(limit + 1, offset);
-    const sql = `SELECT rowid, body, seq, ts_ms, expires_at FROM items
+    const sql = `SELECT * FROM (SELECT rowid, body, seq, ts_ms, expires_at, id, ${rank} AS sort_rank, ${value} AS sort_value FROM items
       WHERE container = ? AND pk = ? AND (expires_at IS NULL OR expires_at > ?)
-      ${where.map((w) => `AND ${w}`).join(' ')}
-      ORDER BY ${order} LIMIT ? OFFSET ?`;
-    const rows = this.stmt(sql).all(...params) as Row[];
-    const more = rows.length > limit;
-    const items = rows.slice(0, limit).map((r) => project(this.toStored(r), spec.select) as T);
-    return more ? { items, continuationToken: encodeToken(offset + limit, fingerprint) } : { items };
+      ${where.map((w) => `AND ${w}`).join(' ')}) ${after}
+      ORDER BY sort_rank ${dir}, sort_value ${dir}, id ${dir} LIMIT ?`;
+    const rows = this.stmt(sql).all(...selectParams, ...params, ...outer, limit + 1) as Array<
+      Row & { id: string; sort_rank: number; sort_value: number | string }
+    >;
+    const page = rows.slice(0, limit);
+    const items = page.map((r) => project(this.toStored(r), spec.select) as T);
+    const last = page[page.length - 1];
+    return rows.length > limit && last
+      ? { items, continuationToken: wrapToken({ r: last.sort_rank, v: last.sort_value, i: last.id }, fingerprint) }
+      : { items };
   }
 
   async batch(container: string, pk: PartitionKey, operations: readonly BatchOperation[]): Promise<BatchResult[]> {
