@@ -83,6 +83,11 @@ export interface ChangeFeedProcessor {
   readonly leaseId: string;
   readonly owner: string;
   /**
+   * Settles when processing has ended: after `stop()`, or when the lease was lost to another
+   * owner (reported to `onError` with phase `lost`). Never rejects.
+   */
+  readonly finished: Promise<void>;
+  /**
    * Stops polling, waits for a running handler to finish (acknowledging its batch if it
    * succeeded) and releases the lease so another processor may start at once. Idempotent.
    */
@@ -286,6 +291,7 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
   return {
     leaseId,
     owner,
+    finished: running,
     stop(): Promise<void> {
       stopped ??= (async () => {
         stopping = true;

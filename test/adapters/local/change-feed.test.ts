@@ -291,13 +291,14 @@ describe('SqliteDocumentStore change feed', () => {
       const leaseId = leaseIdOf('ledger-usage', 'usage');
       let onLost: () => void = () => undefined;
       const lost = new Promise<void>((resolve) => (onLost = resolve));
-      await start(c, { onError: (_e, ctx) => ctx.phase === 'lost' && onLost() });
+      const p = await start(c, { onError: (_e, ctx) => ctx.phase === 'lost' && onLost() });
       await store.create('usage', { id: 'one', tenantId: 't' });
       await c.until(1);
       const lease = await store.read<LeaseDocument>('leases', leaseId, leaseId);
       await store.replace('leases', { ...lease!, owner: 'thief', expiresAt: clock.now() + 60_000 });
       await store.create('usage', { id: 'two', tenantId: 't' });
       await lost;
+      await p.finished;
       // 'two' may have been handled before the lease write found the thief (at-least-once);
       // after that, nothing more is delivered.
       const delivered = c.items.length;
