@@ -7,6 +7,7 @@ import path from 'node:path';
 import { AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from '../src/adapters/local/azurite';
 import { LocalClock } from '../src/adapters/local/clock';
 import { ensureTopology, openLocalServiceBus } from '../src/adapters/local/service-bus';
+import { openSqliteDocumentStore } from '../src/adapters/local/sqlite-document-store';
 import { loadCatalog, parseServedRegions } from '../src/config';
 import { startAzurite, type RunningAzurite } from './azurite';
 import { startDurableEngine } from './durable';
@@ -14,6 +15,7 @@ import { FunctionHost } from './host';
 import { readBody, sendProblem, startHttpServer, type ExtraHandler } from './http-server';
 import { appRoot, loadLocalSettings, routePrefixOf } from './settings';
 import { startTimers } from './timers';
+import { startCosmosTriggers } from './triggers/cosmos';
 import { startServiceBusTriggers } from './triggers/service-bus';
 import { installHostClock, VirtualClock } from './virtual-clock';
 
@@ -22,6 +24,7 @@ export const SUPPORTED_TRIGGERS = new Set([
   'httpTrigger',
   'timerTrigger',
   'serviceBusTrigger',
+  'cosmosDBTrigger',
   'orchestrationTrigger',
   'activityTrigger',
 ]);
@@ -153,6 +156,21 @@ export async function startBoundary(): Promise<BoundaryProcess> {
       log: (message, fields) => log('warning', message, { boundary, ...fields }),
     });
     stops.push(() => serviceBus.stop());
+
+    // The boundary's document store (the same object the app writes through: writes wake the feed).
+    const store = openSqliteDocumentStore({
+      path: path.join(dataDir, boundary, 'documents.sqlite'),
+      containers: catalog.topology.containers,
+      clock: busClock,
+    });
+    const cosmos = await startCosmosTriggers({
+      host,
+      store,
+      database: catalog.topology.database,
+      clock: busClock,
+      log: (message, fields) => log('warning', message, { boundary, ...fields }),
+    });
+    stops.push(() => cosmos.stop());
 
     const timers = startTimers({
       host,

@@ -3,6 +3,7 @@
  * everything a function needs for the configured mode; functions get it via `getDeps()`.
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { CosmosClient } from '@azure/cosmos';
 import { ServiceBusClient } from '@azure/service-bus';
 import path from 'node:path';
 import { createAuthenticator, createTenantDirectory, type Authenticator, type TenantDirectory } from './app/auth';
@@ -11,13 +12,16 @@ import { createJsonLogger } from './app/logging';
 import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
 import type { Clock } from './ports/clock';
+import type { DocumentStore } from './ports/document-store';
 import type { EventPublisher } from './ports/event-publisher';
 import type { Logger } from './ports/logger';
 import type { SecurityEventSink } from './ports/security-events';
 import type { TokenVerifier } from './ports/token-verifier';
 import { AzureBlobStore } from './adapters/azure/azure-blob-store';
 import { EntraTokenVerifier } from './adapters/azure/entra-token-verifier';
+import { CosmosDocumentStore } from './adapters/azure/cosmos-document-store';
 import { ServiceBusEventPublisher } from './adapters/azure/service-bus-event-publisher';
+import { openSqliteDocumentStore } from './adapters/local/sqlite-document-store';
 import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
@@ -31,6 +35,8 @@ export interface Deps {
   auth: Authenticator;
   health: HealthRegistry;
   securityEvents: SecurityEventSink;
+  /** The boundary's Cosmos DB account (database `meridian`); SQLite under `<data>/<boundary>/` locally. */
+  documents: DocumentStore;
   /** Publishes to Service Bus topics (`index-sync`); the local bus under `<data>/global/` locally. */
   events: EventPublisher;
   /** The boundary's blob account (tenant documents); absent locally when no Azurite runs. */
@@ -94,6 +100,26 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     health.register({ name: 'shared-blob-storage', boundary: 'global', required: false, run: () => store.check() });
   }
 
+  let documents: DocumentStore;
+  if (config.mode === 'azure' && config.azure) {
+    documents = new CosmosDocumentStore({
+      client: new CosmosClient({ endpoint: config.azure.cosmosEndpoint, aadCredentials: azureCredential() }),
+      databaseId: config.topology.database,
+      containers: config.topology.containers,
+      ownsClient: true,
+    });
+  } else {
+    documents = openSqliteDocumentStore({
+      path: path.join(config.dataDir, config.boundary, 'documents.sqlite'),
+      containers: config.topology.containers,
+      clock,
+    });
+  }
+  {
+    const store = documents;
+    health.register({ name: 'document-store', boundary: config.boundary, required: true, run: () => store.check() });
+  }
+
   let events: EventPublisher;
   if (config.mode === 'azure' && config.azure) {
     events = ServiceBusEventPublisher.fromClient(new ServiceBusClient(config.azure.serviceBusNamespace, azureCredential()));
@@ -126,6 +152,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     health,
     securityEvents,
     events,
+    documents,
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };

@@ -635,3 +635,19 @@ function conditionSql(c: Condition, params: unknown[]): string {
       return `${T} IS NULL`;
   }
 }
+
+const openStores = new Map<string, SqliteDocumentStore>();
+
+/**
+ * One store per file per process: the app writes through the same object devhost's change-feed
+ * processors read, so a write wakes them at once instead of at the next poll.
+ */
+export function openSqliteDocumentStore(options: SqliteDocumentStoreOptions): SqliteDocumentStore {
+  const key = path.resolve(options.path);
+  let store = openStores.get(key);
+  if (!store) {
+    store = new SqliteDocumentStore(options);
+    openStores.set(key, store);
+  }
+  return store;
+}
