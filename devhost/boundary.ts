@@ -15,6 +15,7 @@ import { FunctionHost } from './host';
 import { readBody, sendProblem, startHttpServer, type ExtraHandler } from './http-server';
 import { appRoot, loadLocalSettings, routePrefixOf } from './settings';
 import { startTimers } from './timers';
+import { startBlobTriggers } from './triggers/blob';
 import { startCosmosTriggers } from './triggers/cosmos';
 import { startServiceBusTriggers } from './triggers/service-bus';
 import { installHostClock, VirtualClock } from './virtual-clock';
@@ -25,6 +26,7 @@ export const SUPPORTED_TRIGGERS = new Set([
   'timerTrigger',
   'serviceBusTrigger',
   'cosmosDBTrigger',
+  'blobTrigger',
   'orchestrationTrigger',
   'activityTrigger',
 ]);
@@ -171,6 +173,19 @@ export async function startBoundary(): Promise<BoundaryProcess> {
       log: (message, fields) => log('warning', message, { boundary, ...fields }),
     });
     stops.push(() => cosmos.stop());
+
+    const blobTriggers = startBlobTriggers({
+      host,
+      accounts: {
+        boundary: { url: env['MERIDIAN_BLOB_URL'] as string, account: azuriteAccountFor(boundary) },
+        ...(env['MERIDIAN_GLOBAL_BLOB_URL']
+          ? { global: { url: env['MERIDIAN_GLOBAL_BLOB_URL'], account: AZURITE_GLOBAL_ACCOUNT } }
+          : {}),
+      },
+      receiptsDir: path.join(dataDir, boundary),
+      log: (message, fields) => log('warning', message, { boundary, ...fields }),
+    });
+    stops.push(() => blobTriggers.stop());
 
     const timers = startTimers({
       host,
