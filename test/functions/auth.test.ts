@@ -75,7 +75,9 @@ describe('bearer authentication at the HTTP edge', () => {
     testDeps({ MERIDIAN_SERVED_REGIONS: 'westeurope' });
     const res = await call(health, { url: 'http://127.0.0.1/api/health', headers: { authorization: await bearer('meridian-operators', 'ops', ['platform-admin']) } });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'ok', region: 'westeurope', boundary: 'eu', checks: [] });
+    expect(res.body).toMatchObject({ status: 'ok', region: 'westeurope', boundary: 'eu' });
+    const checks = (res.body as { checks: { name: string; boundary: string; status: string }[] }).checks;
+    expect(checks.map((c) => `${c.name}/${c.boundary}/${c.status}`).sort()).toEqual(['document-store/eu/ok', 'service-bus/global/ok']);
   });
 
   it('keeps a valid client request id and replaces an unsafe one', async () => {

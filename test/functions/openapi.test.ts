@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -24,6 +25,7 @@ describe('openapi.yaml and the registered HTTP functions agree', () => {
     // One FunctionHost per process: vitest runs each test file in its own forked worker.
     const host = new FunctionHost({ appDir: ROOT });
     process.env['MERIDIAN_MODE'] = 'local';
+    process.env['MERIDIAN_DATA_DIR'] = mkdtempSync(path.join(os.tmpdir(), 'meridian-openapi-'));
     await host.load([path.join(ROOT, 'dist/functions/index.js')]);
     for (const fn of host.functions()) {
       if (fn.trigger.type !== 'httpTrigger') continue;

@@ -1,11 +1,18 @@
 import { HttpRequest, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { loadConfig, type Env } from '../../src/config';
 import { createDeps, setDepsForTesting, type Deps } from '../../src/composition';
 
-/** Local-mode deps with no Azurite (no blob checks), logs captured in memory. */
+/**
+ * Local-mode deps with no Azurite (no blob checks), a fresh temporary data dir (SQLite
+ * document store and bus), logs captured in memory.
+ */
 export function testDeps(env: Env = {}): Deps & { logs: Record<string, unknown>[] } {
   const logs: Record<string, unknown>[] = [];
-  const deps = createDeps(loadConfig({ MERIDIAN_MODE: 'local', ...env }), {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-test-deps-'));
+  const deps = createDeps(loadConfig({ MERIDIAN_MODE: 'local', MERIDIAN_DATA_DIR: dataDir, ...env }), {
     logSink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
   });
   setDepsForTesting(deps);
