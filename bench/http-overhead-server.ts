@@ -5,7 +5,9 @@
  * Prints `READY <port>` when listening.
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { FunctionHost } from '../devhost/host';
@@ -17,6 +19,7 @@ const mode = process.argv[2];
 async function main(): Promise<void> {
   process.env['MERIDIAN_MODE'] = 'local';
   process.env['LOG_LEVEL'] = 'error';
+  process.env['MERIDIAN_DATA_DIR'] ??= mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-http-'));
   if (mode === 'devhost') {
     const host = new FunctionHost({ appDir: ROOT });
     await host.load([path.join(ROOT, 'dist/functions/index.js')]);
