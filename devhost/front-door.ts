@@ -22,6 +22,8 @@ export interface FrontDoorOptions {
   operatorTenantId: string;
   /** Boundaries that exist in config (to tell "not running" from "unknown"). */
   knownBoundaries: string[];
+  /** Region → boundary, to route durable management URLs by the instance's home region. */
+  regionBoundary?: Map<string, string>;
   /** Present when MERIDIAN_CLOCK=virtual: moves the shared clock by `ms`, returns the new time. */
   advanceClock?: (ms: number) => Promise<number>;
 }
@@ -70,6 +72,15 @@ export function boundaryFor(
   return tenant.boundary;
 }
 
+/**
+ * Durable management URLs (`/runtime/webhooks/durabletask/instances/<id>...`) carry no token;
+ * instance ids encode their home region (`<region>-<hex>`), so route to that region's boundary.
+ */
+export function durableInstanceBoundary(url: URL, regionBoundary: Map<string, string> | undefined): string | undefined {
+  const m = /^\/runtime\/webhooks\/durabletask\/instances\/([a-z0-9]+)-/.exec(url.pathname);
+  return m && regionBoundary ? regionBoundary.get(m[1] as string) : undefined;
+}
+
 export async function startFrontDoor(options: FrontDoorOptions): Promise<RunningFrontDoor> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
   const server = http.createServer((req, res) => {
@@ -85,7 +96,8 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<Running
       return;
     }
     const hint = readTokenHint(req.headers.authorization);
-    const boundary = boundaryFor(hint, url, options.tenants, options.operatorTenantId);
+    const boundary =
+      boundaryFor(hint, url, options.tenants, options.operatorTenantId) ?? durableInstanceBoundary(url, options.regionBoundary);
     let target: string | undefined;
     if (boundary === undefined) target = options.backends.values().next().value;
     else target = options.backends.get(boundary);

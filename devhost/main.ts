@@ -137,6 +137,7 @@ async function main(): Promise<void> {
       tenants,
       operatorTenantId: local.operatorTenantId,
       knownBoundaries: catalog.boundaries,
+      regionBoundary: new Map(catalog.regions.map((r) => [r.name, r.boundary])),
       ...(virtual
         ? {
             advanceClock: async (ms: number) => {
