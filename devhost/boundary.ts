@@ -174,7 +174,7 @@ export async function startBoundary(): Promise<BoundaryProcess> {
     });
     stops.push(() => cosmos.stop());
 
-    const blobTriggers = startBlobTriggers({
+    const blobTriggers = await startBlobTriggers({
       host,
       accounts: {
         boundary: { url: env['MERIDIAN_BLOB_URL'] as string, account: azuriteAccountFor(boundary) },

@@ -175,7 +175,7 @@ export interface Config {
   auth: AuthConfig;
   dataDir: string;
   clock: 'system' | 'virtual';
-  http: { maxBodyBytes: number; rateLimitPerMinute: number };
+  http: { maxBodyBytes: number; maxDocumentBytes: number; rateLimitPerMinute: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Azure endpoints; absent in local mode, where devhost provides local ones. */
   azure?: {
@@ -265,6 +265,7 @@ const envSchema = z.object({
   MERIDIAN_VERSION: z.string().optional(),
   MERIDIAN_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).optional(),
   MERIDIAN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).optional(),
+  MERIDIAN_MAX_DOCUMENT_BYTES: z.coerce.number().int().min(1).max(100 * 1024 * 1024).optional(),
   AUTH_DEV_SECRET: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
   AUTH_JWKS_URL: z.url().optional(),
@@ -391,6 +392,7 @@ export function loadConfig(env: Env): Config {
     clock: e.MERIDIAN_CLOCK ?? 'system',
     http: {
       maxBodyBytes: e.MERIDIAN_MAX_BODY_BYTES ?? 16 * 1024 * 1024,
+      maxDocumentBytes: e.MERIDIAN_MAX_DOCUMENT_BYTES ?? 10 * 1024 * 1024,
       rateLimitPerMinute: e.MERIDIAN_RATE_LIMIT_PER_MINUTE ?? 500,
     },
     logLevel: e.LOG_LEVEL ?? 'info',

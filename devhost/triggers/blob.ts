@@ -53,13 +53,13 @@ export function parseBlobPath(pattern: string): { container: string; match: (nam
   };
 }
 
-export function startBlobTriggers(options: {
+export async function startBlobTriggers(options: {
   host: FunctionHost;
   accounts: { boundary: BlobAccount; global?: BlobAccount };
   receiptsDir: string;
   pollMs?: number;
   log: (message: string, fields?: Record<string, unknown>) => void;
-}): { stop(): Promise<void>; pollOnce(): Promise<void> } {
+}): Promise<{ stop(): Promise<void>; pollOnce(): Promise<void> }> {
   const fns = options.host.functions().filter((f) => f.trigger.type === 'blobTrigger');
   const watchers = fns.map((fn) => {
     const pattern = String(fn.trigger['path'] ?? '');
@@ -151,6 +151,13 @@ export function startBlobTriggers(options: {
     await options.host.invoke(fn.name, { inputData: [{ name: fn.triggerName, data: { bytes: content } }], triggerMetadata });
   };
 
+  // Containers exist before the host reports ready, so a first upload cannot race the poller.
+  await Promise.all(
+    watchers.map(async (w) => {
+      await w.client.createIfNotExists();
+      w.ready = true;
+    }),
+  );
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;

@@ -1,7 +1,37 @@
-/** Blob storage of one account (the boundary's, or the global tenant-free one for shared documents). */
+/** One blob account: the boundary's (tenant documents) or the global tenant-free one (shared documents). */
+export interface BlobProperties {
+  name: string;
+  /** Unquoted etag. */
+  etag: string;
+  contentType: string | undefined;
+  size: number;
+  lastModified: Date | undefined;
+  metadata: Record<string, string>;
+}
+
+export interface BlobContent extends BlobProperties {
+  bytes: Buffer;
+}
+
 export interface BlobStore {
   /** The account name as it appears in event references (`blob.account`). */
   readonly account: string;
   /** Readiness: resolves when the account answers. @throws when it does not. */
   check(): Promise<string | void>;
+  /**
+   * Creates or replaces a blob. Metadata keys must be valid C# identifiers and values ASCII.
+   * @returns the new version's unquoted etag.
+   * @throws AppError `unavailable` when the account does not answer.
+   */
+  put(container: string, name: string, bytes: Buffer, options: { contentType: string; metadata: Record<string, string> }): Promise<{ etag: string }>;
+  /** The blob, or undefined when absent (or, with `ifMatch`, when that version is gone). */
+  get(container: string, name: string, options?: { ifMatch?: string }): Promise<BlobContent | undefined>;
+  /** Properties and metadata without the content, or undefined when absent. */
+  head(container: string, name: string): Promise<BlobProperties | undefined>;
+  /** Deletes the blob; resolves false when it was already absent. */
+  delete(container: string, name: string): Promise<boolean>;
+  /** Every blob in the container, with metadata (for sweeps). */
+  list(container: string): AsyncIterable<BlobProperties>;
+  /** Local mode only: creates the container when missing (infra creates them in Azure). */
+  ensureContainer(container: string): Promise<void>;
 }

@@ -130,14 +130,14 @@ describe('blobTrigger on Azurite', () => {
     const start = () =>
       startBlobTriggers({ host, accounts: { boundary: { url: azurite.url, account: 'meridiantest' } }, receiptsDir: dir, pollMs: 60_000, log: () => undefined });
 
-    let triggers = start();
+    let triggers = await start();
     await upload('doc-1', 'version one');
     await triggers.pollOnce();
     await triggers.pollOnce();
     expect(seen().blobs).toEqual([{ name: 'doc-1', text: 'version one', tenant: 'tenant-acme-corp' }]);
     await triggers.stop();
 
-    triggers = start(); // restart: receipts persisted, nothing re-triggers
+    triggers = await start(); // restart: receipts persisted, nothing re-triggers
     await triggers.pollOnce();
     expect(seen().blobs).toHaveLength(1);
     await upload('doc-1', 'version two');

@@ -18,9 +18,9 @@
  * unless they carry their own `ttl` (-1 = never). Expired rows are invisible at once and
  * deleted by a background purge; neither shows in the change feed.
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from './sqlite';
 import type { ContainerConfig } from '../../config';
 import { AppError, isAppError } from '../../domain/errors';
 import type { Clock } from '../../ports/clock';
@@ -166,11 +166,11 @@ export class SqliteDocumentStore implements DocumentStore {
    */
   constructor(options: SqliteDocumentStoreOptions) {
     this.clock = options.clock ?? systemClock;
-    mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
-    this.db = new Database(options.path);
-    this.db.pragma(`journal_mode = ${SQLITE_PRAGMAS.journal_mode}`);
-    this.db.pragma(`synchronous = ${SQLITE_PRAGMAS.synchronous}`);
-    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? SQLITE_PRAGMAS.busy_timeout}`);
+    this.db = openSqlite(options.path, {
+      journal_mode: SQLITE_PRAGMAS.journal_mode,
+      synchronous: SQLITE_PRAGMAS.synchronous,
+      busy_timeout: options.busyTimeoutMs ?? SQLITE_PRAGMAS.busy_timeout,
+    });
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0);

@@ -10,9 +10,9 @@
  * injected Clock, so a virtual clock moves locks, TTLs and the duplicate window together.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../sqlite';
 import { AppError, ensureError } from '../../../domain/errors';
 import {
   compileSqlFilter,
@@ -219,11 +219,11 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
 
   constructor(options: LocalServiceBusOptions) {
     this.clock = options.clock;
-    if (options.path !== ':memory:') mkdirSync(path.dirname(options.path), { recursive: true });
-    this.db = new Database(options.path);
-    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? LOCAL_BUS_PRAGMAS.busy_timeout}`);
-    this.db.pragma(`journal_mode = ${LOCAL_BUS_PRAGMAS.journal_mode}`);
-    this.db.pragma(`synchronous = ${LOCAL_BUS_PRAGMAS.synchronous}`);
+    this.db = openSqlite(options.path, {
+      journal_mode: LOCAL_BUS_PRAGMAS.journal_mode,
+      synchronous: LOCAL_BUS_PRAGMAS.synchronous,
+      busy_timeout: options.busyTimeoutMs ?? LOCAL_BUS_PRAGMAS.busy_timeout,
+    });
     this.run = this.db.transaction((fn: () => unknown) => fn());
     this.run.immediate(() => this.db.exec(SCHEMA));
     const db = this.db;
