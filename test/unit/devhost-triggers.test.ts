@@ -82,7 +82,7 @@ describe('cosmosDBTrigger on the local change feed', () => {
     expect(new Set(seen().ledger.flat())).toEqual(new Set(['e1', 'e2']));
     expect(seen().audit.sort()).toEqual(['e1', 'e2']);
     await triggers.stop();
-    store.close();
+    await store.close();
 
     // Restart: a new store object and processors on the same file resume after their leases.
     store = new SqliteDocumentStore({ path: file, containers: catalog.topology.containers, clock });
@@ -94,7 +94,7 @@ describe('cosmosDBTrigger on the local change feed', () => {
     expect(seen().ledger.flat().filter((id) => id === 'e1')).toHaveLength(1);
     expect(seen().ledger.flat().filter((id) => id === 'e3')).toHaveLength(1);
     await triggers.stop();
-    store.close();
+    await store.close();
   });
 
   it('refuses two functions that would share one lease on a container', () => {
