@@ -98,6 +98,30 @@ function headersOf(req: http.IncomingMessage): Record<string, string> {
   return out;
 }
 
+/** One HTTP trigger invocation on the streaming path. */
+interface StreamCall {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  fn: FunctionInfo;
+  body: Buffer;
+  headers: Record<string, string>;
+  url: URL;
+  invocation: Parameters<FunctionHost['invoke']>[1];
+  /** Headers devhost stamps on every response (request id, region). */
+  base: Record<string, string>;
+}
+
+/** The headers the host adds when it forwards a request to the worker's proxy. */
+function forwardedHeaders(call: StreamCall, invocationId: string): Record<string, string> {
+  return {
+    ...call.headers,
+    'content-length': String(call.body.length),
+    'x-ms-invocation-id': invocationId,
+    'x-forwarded-host': call.req.headers.host ?? '127.0.0.1',
+    'x-forwarded-proto': 'http',
+  };
+}
+
 export function httpTriggerRoutes(host: FunctionHost): Router<FunctionInfo> {
   const router = new Router<FunctionInfo>();
   for (const fn of host.functions()) {
@@ -183,12 +207,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     for (const [k, v] of Object.entries(found.params)) triggerMetadata[k] = { string: v };
     const invocation = { inputData: [{ name: fn.triggerName, data: { http: httpData } }], triggerMetadata };
 
+    const call: StreamCall = { req, res, fn, body, headers, url, invocation, base };
     if (host.streamServer) {
-      await handOverInvocation(host.streamServer, req, res, fn, body, headers, url, invocation, base);
+      await handOverInvocation(host.streamServer, call);
       return;
     }
     if (streamUri) {
-      await proxyInvocation(req, res, fn, body, headers, url, invocation, base);
+      await proxyInvocation(call);
       return;
     }
     const { response } = await host.invoke(fn.name, invocation);
@@ -208,28 +233,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
    * `x-ms-invocation-id`, exactly as for a forwarded request) and the library writes the
    * handler's response, chunk by chunk, straight onto the client's response.
    */
-  async function handOverInvocation(
-    workerServer: http.Server,
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    fn: FunctionInfo,
-    body: Buffer,
-    headers: Record<string, string>,
-    url: URL,
-    invocation: Parameters<FunctionHost['invoke']>[1],
-    base: Record<string, string>,
-  ): Promise<void> {
+  async function handOverInvocation(workerServer: http.Server, call: StreamCall): Promise<void> {
+    const { req, res, fn, body, url, invocation, base } = call;
     const invocationId = randomUUID();
     const forwarded = Object.assign(Readable.from(body.length ? [body] : []), {
       method: req.method ?? 'GET',
       url: url.pathname + url.search,
-      headers: {
-        ...headers,
-        'content-length': String(body.length),
-        'x-ms-invocation-id': invocationId,
-        'x-forwarded-host': req.headers.host ?? '127.0.0.1',
-        'x-forwarded-proto': 'http',
-      },
+      headers: forwardedHeaders(call, invocationId),
     });
     for (const [k, v] of Object.entries(base)) res.setHeader(k, v);
     const setHeader = res.setHeader.bind(res);
@@ -247,25 +257,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     }
   }
 
-  async function proxyInvocation(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    fn: FunctionInfo,
-    body: Buffer,
-    headers: Record<string, string>,
-    url: URL,
-    invocation: Parameters<FunctionHost['invoke']>[1],
-    base: Record<string, string>,
-  ): Promise<void> {
+  async function proxyInvocation(call: StreamCall): Promise<void> {
+    const { req, res, fn, body, url, invocation, base } = call;
     const invocationId = randomUUID();
     const target = new URL(url.pathname + url.search, streamUri);
-    const forwardHeaders: Record<string, string> = {
-      ...headers,
-      'content-length': String(body.length),
-      'x-ms-invocation-id': invocationId,
-      'x-forwarded-host': req.headers.host ?? '127.0.0.1',
-      'x-forwarded-proto': 'http',
-    };
+    const forwardHeaders = forwardedHeaders(call, invocationId);
     let responded = false;
     const forwarded = http.request(target, { method: req.method, headers: forwardHeaders, agent: workerAgent });
     const proxied = new Promise<void>((resolve) => {

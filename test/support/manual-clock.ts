@@ -1,12 +1,2 @@
-import type { Clock } from '../../src/ports/clock';
-
-/** A clock that moves only when told to. */
-export class ManualClock implements Clock {
-  constructor(private ms: number = Date.UTC(2030, 0, 1)) {}
-  now(): number {
-    return this.ms;
-  }
-  advance(ms: number): void {
-    this.ms += ms;
-  }
-}
+/** The one manual clock (src/adapters/local/clock.ts), re-exported for tests. */
+export { ManualClock } from '../../src/adapters/local/clock';

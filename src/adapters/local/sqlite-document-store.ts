@@ -18,9 +18,8 @@
  * unless they carry their own `ttl` (-1 = never). Expired rows are invisible at once and
  * deleted by a background purge; neither shows in the change feed.
  */
-import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { openSqlite } from './sqlite';
+import { openSqlite, perFile } from './sqlite';
 import type { ContainerConfig } from '../../config';
 import { AppError, isAppError } from '../../domain/errors';
 import type { Clock } from '../../ports/clock';
@@ -636,18 +635,5 @@ function conditionSql(c: Condition, params: unknown[]): string {
   }
 }
 
-const openStores = new Map<string, SqliteDocumentStore>();
-
-/**
- * One store per file per process: the app writes through the same object devhost's change-feed
- * processors read, so a write wakes them at once instead of at the next poll.
- */
-export function openSqliteDocumentStore(options: SqliteDocumentStoreOptions): SqliteDocumentStore {
-  const key = path.resolve(options.path);
-  let store = openStores.get(key);
-  if (!store) {
-    store = new SqliteDocumentStore(options);
-    openStores.set(key, store);
-  }
-  return store;
-}
+/** One SqliteDocumentStore per file per process (see `perFile`). */
+export const openSqliteDocumentStore: (options: SqliteDocumentStoreOptions) => SqliteDocumentStore = perFile((options: SqliteDocumentStoreOptions) => new SqliteDocumentStore(options));

@@ -35,3 +35,20 @@ export function openSqlite(file: string, pragmas: SqlitePragmas): Database.Datab
   db.pragma(`synchronous = ${pragmas.synchronous}`);
   return db;
 }
+
+/**
+ * One instance per file per process (keyed by absolute path): the app and devhost's triggers
+ * share a connection, and in-process change notifications reach every reader at once.
+ */
+export function perFile<O extends { path: string }, T>(create: (options: O) => T): (options: O) => T {
+  const open = new Map<string, T>();
+  return (options) => {
+    const key = options.path === ':memory:' ? ':memory:' : path.resolve(options.path);
+    let instance = open.get(key);
+    if (instance === undefined || key === ':memory:') {
+      instance = create(options);
+      open.set(key, instance);
+    }
+    return instance;
+  };
+}

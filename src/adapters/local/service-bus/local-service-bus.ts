@@ -10,9 +10,8 @@
  * injected Clock, so a virtual clock moves locks, TTLs and the duplicate window together.
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { openSqlite } from '../sqlite';
+import { openSqlite, perFile } from '../sqlite';
 import { AppError, ensureError } from '../../../domain/errors';
 import {
   compileSqlFilter,
@@ -692,18 +691,5 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
   }
 }
 
-const openBuses = new Map<string, LocalServiceBus>();
-
-/**
- * One LocalServiceBus per file per process: the app's publisher and devhost's trigger pumps
- * share a connection (and in-process publish notifications wake the pumps at once).
- */
-export function openLocalServiceBus(options: LocalServiceBusOptions): LocalServiceBus {
-  const key = path.resolve(options.path);
-  let bus = openBuses.get(key);
-  if (!bus) {
-    bus = new LocalServiceBus(options);
-    openBuses.set(key, bus);
-  }
-  return bus;
-}
+/** One LocalServiceBus per file per process (see `perFile`). */
+export const openLocalServiceBus: (options: LocalServiceBusOptions) => LocalServiceBus = perFile((options: LocalServiceBusOptions) => new LocalServiceBus(options));
