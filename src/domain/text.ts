@@ -15,6 +15,9 @@ for (let b = 0; b < 256; b++) BYTE_OF.set(b >= 0x80 && b <= 0x9f ? (CP1252_HIGH[
 // Some decoders turn the undefined bytes into U+0080–U+009F rather than the Windows-1252 glyph.
 for (let b = 0x80; b <= 0x9f; b++) if (!BYTE_OF.has(b)) BYTE_OF.set(b, b);
 
+/** "â€" + lost 0x9D is "”" (the commonest case of all); "â”" + lost 0x90 is "┐". */
+const LOST_THIRD_BYTE: Record<number, string> = { 0x80: '\u201d', 0x94: '\u2510' };
+
 /** The byte a character stands for under Windows-1252/Latin-1 mis-decoding, or undefined. */
 function byteOf(ch: number): number | undefined {
   return BYTE_OF.get(ch);
@@ -28,7 +31,13 @@ function byteOf(ch: number): number | undefined {
  * genuine Latin-1 like "café") passes through unchanged. Never throws.
  */
 export function repairMojibake(text: string): string {
-  if (!/[\u00c2-\u00f4]/.test(text)) return text;
+  return repairMojibakeCounted(text).text;
+}
+
+/** `repairMojibake`, also saying how many sequences it repaired. */
+export function repairMojibakeCounted(text: string): { text: string; repairs: number } {
+  if (!/[\u00c2-\u00f4]/.test(text)) return { text, repairs: 0 };
+  let repairs = 0;
   let out = '';
   let i = 0;
   const n = text.length;
@@ -47,7 +56,18 @@ export function repairMojibake(text: string): string {
         const decoded = decodeUtf8(bytes);
         if (decoded !== undefined) {
           out += decoded;
+          repairs++;
           i += need + 1;
+          continue;
+        }
+      } else if (need === 2 && bytes.length === 2 && c === 0xe2) {
+        // A third byte that Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) is
+        // usually dropped on the way; the two survivors still tell the likeliest character.
+        const lost = LOST_THIRD_BYTE[bytes[1] as number];
+        if (lost) {
+          out += lost;
+          repairs++;
+          i += 2;
           continue;
         }
       }
@@ -55,7 +75,7 @@ export function repairMojibake(text: string): string {
     out += text[i];
     i++;
   }
-  return out;
+  return { text: out, repairs };
 }
 
 /** Decodes one complete UTF-8 sequence; undefined when overlong, a surrogate or out of range. */
