@@ -146,7 +146,7 @@ export class FakeAzureSearch {
     const op = r.path.slice(prefix.length);
     if (r.method === 'POST' && !String(r.headers['content-type']).startsWith('application/json')) throw new Error('POST without JSON content type');
     if (r.method === 'GET' && op === '/$count') return String(this.docs.size);
-    if (r.method === 'POST' && op === '/search.index') return this.index(r.body as { value: Doc[] });
+    if (r.method === 'POST' && op === '/search.index') return this.index(r.body as { value: (Doc & { '@search.action': string })[] });
     if (r.method === 'POST' && op === '/search.post.search') return this.search(r.body as Record<string, unknown>);
     throw new Error(`unknown operation ${r.method} ${op}`);
   }

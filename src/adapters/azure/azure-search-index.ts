@@ -276,7 +276,7 @@ export class AzureSearchIndex implements SearchIndex {
  * configuration over `content` with `headingPath` as title.
  */
 export function indexSchema(name: string, dimensions: number): Record<string, unknown> {
-  const f = (field: Record<string, unknown>): Record<string, unknown> => ({ retrievable: true, searchable: false, filterable: false, sortable: false, facetable: false, ...field });
+  const f = (field: Record<string, unknown>): Record<string, unknown> => ({ name: field['name'], type: field['type'], retrievable: true, searchable: false, filterable: false, sortable: false, facetable: false, ...field });
   return {
     name,
     fields: [
