@@ -1,0 +1,53 @@
+/** The sample corpus for retrieval benchmarks, and a seeded PRNG so runs are comparable. */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const CORPUS_DIR = process.env['MERIDIAN_CORPUS_DIR'] ?? '/work/shared/corpus';
+
+export function corpusFiles(): { name: string; bytes: Buffer }[] {
+  return readdirSync(CORPUS_DIR)
+    .filter((f) => f.endsWith('.md') && f !== 'README.md')
+    .sort()
+    .map((name) => ({ name, bytes: readFileSync(path.join(CORPUS_DIR, name)) }));
+}
+
+/** Prose sentences of the corpus (no table rows, code or diagrams), 5–60 words each. */
+export function corpusSentences(): string[] {
+  const out: string[] = [];
+  for (const f of corpusFiles()) {
+    for (const line of f.bytes.toString('utf8').split('\n')) {
+      if (/^\s*(\||```|#|[│┌└├─])/.test(line)) continue;
+      for (const s of line.split(/(?<=[.!?])\s+/)) {
+        const words = s.replace(/[*_`#>-]+/g, ' ').trim().split(/\s+/);
+        if (words.length >= 5 && words.length <= 60) out.push(words.join(' '));
+      }
+    }
+  }
+  return out;
+}
+
+/** mulberry32: a small deterministic PRNG in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random unit vector (synthetic: KNN cost does not depend on the values). */
+export function unitVector(rand: () => number, dims: number): Float32Array {
+  const v = new Float32Array(dims);
+  let n = 0;
+  for (let i = 0; i < dims; i++) {
+    const x = rand() * 2 - 1;
+    v[i] = x;
+    n += x * x;
+  }
+  const s = 1 / Math.sqrt(n);
+  for (let i = 0; i < dims; i++) v[i] = (v[i] as number) * s;
+  return v;
+}

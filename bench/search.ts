@@ -1,0 +1,116 @@
+/**
+ * Search latency at the SearchIndex port: LocalSearchIndex with ≥ 50,000 chunks, hybrid
+ * queries (BM25 over corpus sentences + KNN over 512-dim vectors, RRF), top 5.
+ * The querying tenant owns 20% of the chunks, 20 other tenants the rest; queries ask for
+ * [tenant, '_shared'] like /api/search. Chunk texts are 6–12 sentences sampled from the
+ * corpus; vectors are synthetic unit vectors and query vectors precomputed (KNN cost does not
+ * depend on their values). Bounded: BENCH_CHUNKS (50,000) and BENCH_QUERIES (300).
+ *
+ *   npx tsc -p tsconfig.build.json && node dist/bench/search.js [chunks] [queries]
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { LocalSearchIndex } from '../src/adapters/local/search-index';
+import { SHARED_TENANT, type IndexedChunk } from '../src/ports/search-index';
+import { corpusSentences, prng, unitVector } from './lib/corpus';
+import { machine, summarize } from './lib/stats';
+
+const DIMS = 512;
+
+async function main(): Promise<void> {
+  const total = Number(process.argv[2] ?? 50_000);
+  const queries = Number(process.argv[3] ?? 300);
+  const rand = prng(42);
+  const sentences = corpusSentences();
+  const pick = (): string => sentences[Math.floor(rand() * sentences.length)] as string;
+  const tenants = ['tenant-query', ...Array.from({ length: 20 }, (_, i) => `tenant-other-${i}`)];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-search-'));
+  const file = LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus');
+  const index = new LocalSearchIndex({ file, name: 'meridian-eastus', dimensions: DIMS });
+  try {
+    const buildStart = performance.now();
+    let batch: IndexedChunk[] = [];
+    for (let i = 0; i < total; i++) {
+      // Documents of 10 chunks; 20% of documents to the querying tenant, the rest round-robin over 20 others.
+      const doc = Math.floor(i / 10);
+      const tenantId = doc % 5 === 0 ? (tenants[0] as string) : (tenants[1 + (doc % 20)] as string);
+      const n = 6 + Math.floor(rand() * 7);
+      const content = Array.from({ length: n }, pick).join(' ');
+      batch.push({
+        id: `doc-${doc}:1:${i % 10}`,
+        tenantId,
+        documentId: `doc-${doc}`,
+        documentName: `document-${doc}.md`,
+        version: 1,
+        tier: 'kb',
+        etag: '0x8DC',
+        ordinal: i % 10,
+        headingPath: pick().split(' ').slice(0, 5).join(' '),
+        content,
+        tokenCount: Math.round(content.length / 4),
+        vector: unitVector(rand, DIMS),
+      });
+      if (batch.length === 1000) {
+        await index.upsertChunks(batch);
+        batch = [];
+      }
+    }
+    await index.upsertChunks(batch);
+    const buildSeconds = (performance.now() - buildStart) / 1000;
+    const stats = await index.stats();
+
+    const qs = Array.from({ length: queries + 20 }, () => ({ text: pick().split(' ').slice(0, 8).join(' '), vector: unitVector(rand, DIMS) }));
+    const latencies: number[] = [];
+    const hitCounts: number[] = [];
+    for (let i = 0; i < qs.length; i++) {
+      const q = qs[i] as { text: string; vector: Float32Array };
+      const t0 = performance.now();
+      const hits = await index.search({ tenantIds: [tenants[0] as string, SHARED_TENANT], text: q.text, vector: q.vector, top: 5 });
+      const ms = performance.now() - t0;
+      if (i >= 20) {
+        latencies.push(ms);
+        hitCounts.push(hits.length);
+      }
+    }
+    const keywordOnly: number[] = [];
+    const vectorOnly: number[] = [];
+    for (const q of qs.slice(20, 120)) {
+      let t0 = performance.now();
+      await index.search({ tenantIds: [tenants[0] as string, SHARED_TENANT], text: q.text, top: 5 });
+      keywordOnly.push(performance.now() - t0);
+      t0 = performance.now();
+      await index.search({ tenantIds: [tenants[0] as string, SHARED_TENANT], text: '', vector: q.vector, top: 5 });
+      vectorOnly.push(performance.now() - t0);
+    }
+    const hybrid = summarize(latencies);
+    console.log(
+      JSON.stringify({
+        bench: 'search',
+        machine: machine(),
+        chunks: stats.chunks,
+        documents: stats.documents,
+        tenants: tenants.length,
+        queryingTenantShare: 0.2,
+        dimensions: DIMS,
+        buildSeconds: Math.round(buildSeconds * 10) / 10,
+        buildChunksPerSecond: Math.round(total / buildSeconds),
+        fileMiB: Math.round(statSync(file).size / 2 ** 20),
+        queries,
+        hybridMs: hybrid,
+        keywordOnlyMs: summarize(keywordOnly),
+        vectorOnlyMs: summarize(vectorOnly),
+        meanHits: hitCounts.reduce((a, b) => a + b, 0) / hitCounts.length,
+        goalP95Ms: 50,
+        pass: hybrid.p95 <= 50,
+        peakRssKiB: process.resourceUsage().maxRSS,
+      }),
+    );
+  } finally {
+    index.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main();

@@ -1,0 +1,107 @@
+/**
+ * `Embedder` over an Azure OpenAI embeddings deployment (`openai`'s `AzureOpenAI`):
+ * `POST {endpoint}/openai/deployments/{deployment}/embeddings?api-version=…`.
+ * The SDK's own retries are off (`maxRetries: 0`): throttling and outages surface as
+ * `AppError` with the server's Retry-After, and the caller's policy (the indexer's message
+ * retry, the gateway's failover inside the boundary) decides. Vectors are requested as
+ * floats explicitly — the SDK otherwise asks for base64 and decodes it itself.
+ */
+import { APIConnectionError, APIConnectionTimeoutError, APIError, AzureOpenAI } from 'openai';
+import { AppError } from '../../domain/errors';
+import type { Embedder } from '../../ports/embedder';
+
+export const DEFAULT_EMBEDDINGS_API_VERSION = '2024-10-21';
+
+export interface AzureOpenAiEmbedderOptions {
+  /** The account endpoint, e.g. `https://meridian-oai-eastus.openai.azure.com`. */
+  endpoint: string;
+  /** The deployment name (config/deployments.json `deployment`, purpose `embedding`). */
+  deployment: string;
+  /** The model behind it (`text-embedding-3-small`); reported as `model`. */
+  model: string;
+  /** Vector length the deployment returns (1536 for text-embedding-3-small); checked on every answer. */
+  dimensions: number;
+  /** Entra token provider (managed identity) in Azure; or an API key (tests, local endpoints). */
+  auth: { azureADTokenProvider: () => Promise<string> } | { apiKey: string };
+  apiVersion?: string;
+  /** Inputs per request (the service takes up to 2048). Default 256. */
+  batchSize?: number;
+  /** Per-request timeout. Default 30 s. */
+  timeoutMs?: number;
+}
+
+export class AzureOpenAiEmbedder implements Embedder {
+  readonly dimensions: number;
+  readonly model: string;
+  private readonly client: AzureOpenAI;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: AzureOpenAiEmbedderOptions) {
+    this.dimensions = options.dimensions;
+    this.model = `${options.model} (${options.deployment})`;
+    this.batchSize = Math.min(2048, Math.max(1, options.batchSize ?? 256));
+    this.client = new AzureOpenAI({
+      endpoint: options.endpoint,
+      deployment: options.deployment,
+      apiVersion: options.apiVersion ?? DEFAULT_EMBEDDINGS_API_VERSION,
+      maxRetries: 0,
+      timeout: options.timeoutMs ?? 30_000,
+      ...('apiKey' in options.auth ? { apiKey: options.auth.apiKey } : { azureADTokenProvider: options.auth.azureADTokenProvider }),
+    });
+  }
+
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < texts.length; i += this.batchSize) {
+      const input = texts.slice(i, i + this.batchSize).map((t) => (t === '' ? ' ' : t));
+      let data: { index: number; embedding: number[] }[];
+      try {
+        const res = await this.client.embeddings.create({ model: this.options.deployment, input, encoding_format: 'float' });
+        data = res.data;
+      } catch (err) {
+        throw translate(err, this.options.deployment);
+      }
+      if (data.length !== input.length) {
+        throw new AppError('unavailable', `embeddings deployment ${this.options.deployment} returned ${data.length} vectors for ${input.length} inputs`);
+      }
+      for (const d of [...data].sort((a, b) => a.index - b.index)) {
+        if (!Array.isArray(d.embedding) || d.embedding.length !== this.dimensions) {
+          throw new AppError('unavailable', `embeddings deployment ${this.options.deployment} returned a vector of ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, expected ${this.dimensions}`);
+        }
+        out.push(Float32Array.from(d.embedding));
+      }
+    }
+    return out;
+  }
+
+  async check(): Promise<string> {
+    await this.embed(['health check']);
+    return this.model;
+  }
+}
+
+/** Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date); undefined when absent. */
+export function retryAfterSeconds(headers: Headers | undefined, now: number = Date.now()): number | undefined {
+  const ms = Number(headers?.get('retry-after-ms'));
+  if (headers?.get('retry-after-ms') && Number.isFinite(ms) && ms >= 0) return Math.max(1, Math.ceil(ms / 1000));
+  const raw = headers?.get('retry-after');
+  if (!raw) return undefined;
+  const s = Number(raw);
+  if (Number.isFinite(s) && s >= 0) return Math.max(1, Math.ceil(s));
+  const at = Date.parse(raw);
+  return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - now) / 1000));
+}
+
+function translate(err: unknown, deployment: string): AppError {
+  if (err instanceof APIConnectionTimeoutError) return new AppError('unavailable', `embeddings deployment ${deployment} timed out`, { cause: err });
+  if (err instanceof APIConnectionError) return new AppError('unavailable', `embeddings deployment ${deployment} is unreachable`, { cause: err });
+  if (err instanceof APIError) {
+    const status = err.status ?? 0;
+    const retry = retryAfterSeconds(err.headers);
+    const opts = { cause: err, ...(retry !== undefined ? { retryAfterSeconds: retry } : {}) };
+    if (status === 429) return new AppError('rate_limited', `embeddings deployment ${deployment} is throttled`, { ...opts, retryAfterSeconds: retry ?? 1 });
+    if (status === 400 || status === 413 || status === 422) return new AppError('validation_failed', `embeddings deployment ${deployment} refused the input (${status})`, opts);
+    return new AppError('unavailable', `embeddings deployment ${deployment} answered ${status}`, opts);
+  }
+  return new AppError('unavailable', `embeddings deployment ${deployment} failed`, { cause: err });
+}
