@@ -25,6 +25,7 @@ export interface CachedEmbedderStats {
  */
 export function createCachedEmbedder(embedder: Embedder, cache: EmbeddingCache): Embedder & { stats(): CachedEmbedderStats } {
   const totals: CachedEmbedderStats = { hits: 0, misses: 0 };
+  const inFlight = new Map<string, Promise<Float32Array>>();
   return {
     dimensions: embedder.dimensions,
     model: embedder.model,
@@ -39,25 +40,41 @@ export function createCachedEmbedder(embedder: Embedder, cache: EmbeddingCache):
       } catch {
         found = new Map();
       }
+      // Keys another call is embedding right now are awaited, not embedded again: the indexes
+      // of a boundary take the same message at the same moment.
       const missingKeys: string[] = [];
       const missingTexts: string[] = [];
-      const queued = new Set<string>();
+      const waitFor = new Map<string, Promise<Float32Array>>();
       keys.forEach((k, i) => {
-        if (found.has(k) || queued.has(k)) return;
-        queued.add(k);
-        missingKeys.push(k);
-        missingTexts.push(texts[i] as string);
+        if (found.has(k) || waitFor.has(k) || missingKeys.includes(k)) return;
+        const pending = inFlight.get(k);
+        if (pending) waitFor.set(k, pending);
+        else {
+          missingKeys.push(k);
+          missingTexts.push(texts[i] as string);
+        }
       });
       if (missingTexts.length) {
-        const vectors = await embedder.embed(missingTexts);
-        const entries = missingKeys.map((key, i) => ({ key, vector: vectors[i] as Float32Array }));
-        for (const e of entries) found.set(e.key, e.vector);
+        const batch = embedder.embed(missingTexts);
+        missingKeys.forEach((key, i) => {
+          const one = batch.then((vectors) => vectors[i] as Float32Array);
+          one.catch(() => undefined);
+          inFlight.set(key, one);
+        });
         try {
-          await cache.putMany(entries);
-        } catch {
-          // Not stored: the next call embeds these again, nothing else is lost.
+          const vectors = await batch;
+          const entries = missingKeys.map((key, i) => ({ key, vector: vectors[i] as Float32Array }));
+          for (const e of entries) found.set(e.key, e.vector);
+          try {
+            await cache.putMany(entries);
+          } catch {
+            // Not stored: the next call embeds these again, nothing else is lost.
+          }
+        } finally {
+          for (const key of missingKeys) inFlight.delete(key);
         }
       }
+      for (const [key, pending] of waitFor) found.set(key, await pending);
       totals.misses += missingTexts.length;
       totals.hits += texts.length - missingTexts.length;
       return keys.map((k) => found.get(k) as Float32Array);

@@ -5,7 +5,7 @@
  */
 
 /** The tenant id under which shared (platform) documents are indexed. */
-export const SHARED_TENANT = '_shared';
+export { SHARED_TENANT } from '../domain/documents';
 
 export interface IndexedChunk {
   /** The chunk id (`<documentId>:<version>:<ordinal>`); unique in the index. */

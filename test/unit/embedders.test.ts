@@ -216,3 +216,24 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
     expect(retryAfterSeconds(new Headers())).toBeUndefined();
   });
 });
+
+describe('cached embedder under concurrency', () => {
+  it('embeds a text once when two indexes ask for it at the same moment', async () => {
+    const calls: string[][] = [];
+    const slow: Embedder = {
+      dimensions: 2,
+      model: 'counting',
+      check: async () => undefined,
+      embed: async (texts) => {
+        calls.push([...texts]);
+        await new Promise((r) => setTimeout(r, 30));
+        return texts.map((t) => new Float32Array([t.length, 1]));
+      },
+    };
+    const cached = createCachedEmbedder(slow, new SqliteEmbeddingCache(':memory:'));
+    const [a, b] = await Promise.all([cached.embed(['alpha', 'beta']), cached.embed(['beta', 'alpha', 'gamma'])]);
+    expect(calls.flat().sort()).toEqual(['alpha', 'beta', 'gamma']);
+    expect([...(a[1] as Float32Array)]).toEqual([...(b[0] as Float32Array)]);
+    expect(b).toHaveLength(3);
+  });
+});
