@@ -7,6 +7,7 @@ import { app } from '@azure/functions';
 import { getDeps } from '../src/composition';
 import './documents';
 import './health';
+import './indexing';
 import './openapi';
 
 app.setup({ enableHttpStream: true });

@@ -2,7 +2,7 @@
  * The composition root: the only module that imports adapters. `createDeps(config)` builds
  * everything a function needs for the configured mode; functions get it via `getDeps()`.
  */
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { DefaultAzureCredential, getBearerTokenProvider, type TokenCredential } from '@azure/identity';
 import { CosmosClient } from '@azure/cosmos';
 import { ServiceBusClient } from '@azure/service-bus';
 import path from 'node:path';
@@ -13,6 +13,12 @@ import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
 import type { Clock } from './ports/clock';
 import type { DocumentStore } from './ports/document-store';
+import type { Embedder } from './ports/embedder';
+import type { SearchIndex } from './ports/search-index';
+import type { TextExtractor } from './ports/text-extractor';
+import type { TokenCounter } from './domain/chunking';
+import { createCachedEmbedder } from './app/embedding-cache';
+import { createDocumentEmbeddingCache } from './app/document-embedding-cache';
 import type { EventPublisher } from './ports/event-publisher';
 import type { Logger } from './ports/logger';
 import type { SecurityEventSink } from './ports/security-events';
@@ -22,6 +28,13 @@ import { EntraTokenVerifier } from './adapters/azure/entra-token-verifier';
 import { CosmosDocumentStore } from './adapters/azure/cosmos-document-store';
 import { ServiceBusEventPublisher } from './adapters/azure/service-bus-event-publisher';
 import { openSqliteDocumentStore } from './adapters/local/sqlite-document-store';
+import { AzureOpenAiEmbedder } from './adapters/azure/azure-openai-embedder';
+import { AzureSearchIndex } from './adapters/azure/azure-search-index';
+import { LocalSearchIndex } from './adapters/local/search-index';
+import { SqliteEmbeddingCache } from './adapters/local/sqlite-embedding-cache';
+import { LocalTextExtractor } from './adapters/local/text-extractor';
+import { countTokens } from './adapters/local/token-counter';
+import { LocalUseEmbedder } from './adapters/local/use-embedder';
 import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
@@ -37,6 +50,12 @@ export interface Deps {
   securityEvents: SecurityEventSink;
   /** The boundary's Cosmos DB account (database `meridian`); SQLite under `<data>/<boundary>/` locally. */
   documents: DocumentStore;
+  /** One search index per served region, the serving (primary) region first. */
+  searchIndexes: { region: string; primary: boolean; index: SearchIndex }[];
+  /** Embeddings for chunks and queries, cached by content hash (shared by the boundary's indexes). */
+  embedder: Embedder;
+  extractor: TextExtractor;
+  countTokens: TokenCounter;
   /** Publishes to Service Bus topics (`index-sync`); the local bus under `<data>/global/` locally. */
   events: EventPublisher;
   /** The boundary's blob account (tenant documents); absent locally when no Azurite runs. */
@@ -120,6 +139,48 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     health.register({ name: 'document-store', boundary: config.boundary, required: true, run: () => store.check() });
   }
 
+  let embedder: Embedder;
+  let searchIndexes: Deps['searchIndexes'];
+  const servedIndexes = config.servedRegions.map((name) => config.regions.find((r) => r.name === name)!);
+  if (config.mode === 'azure' && config.azure) {
+    const azure = config.azure;
+    const embedding = config.deployments.find((d) => d.region === config.region && d.purpose === 'embedding');
+    if (!embedding) throw new Error(`config/deployments.json has no embedding deployment in ${config.region}`);
+    const tokenProvider = getBearerTokenProvider(azureCredential(), 'https://cognitiveservices.azure.com/.default');
+    embedder = createCachedEmbedder(
+      new AzureOpenAiEmbedder({
+        endpoint: embedding.endpoint,
+        deployment: embedding.deployment,
+        model: embedding.model,
+        dimensions: 1536,
+        auth: { azureADTokenProvider: tokenProvider },
+      }),
+      createDocumentEmbeddingCache(documents),
+    );
+    searchIndexes = servedIndexes
+      .filter((r) => azure.searchEndpoints[r.name])
+      .map((r) => ({
+        region: r.name,
+        primary: r.name === config.region,
+        index: new AzureSearchIndex({ endpoint: azure.searchEndpoints[r.name] as string, indexName: r.index, dimensions: 1536, credential: azureCredential(), clock }),
+      }));
+  } else {
+    const local = new LocalUseEmbedder();
+    embedder = createCachedEmbedder(local, new SqliteEmbeddingCache(path.join(config.dataDir, config.boundary, 'embeddings.sqlite')));
+    searchIndexes = servedIndexes.map((r) => ({
+      region: r.name,
+      primary: r.name === config.region,
+      index: new LocalSearchIndex({
+        file: LocalSearchIndex.pathFor(config.dataDir, config.boundary, r.index),
+        name: r.index,
+        dimensions: local.dimensions,
+      }),
+    }));
+  }
+  for (const s of searchIndexes) {
+    health.register({ name: `search:${s.index.name}`, boundary: config.boundary, required: s.primary, run: () => s.index.check() });
+  }
+
   let events: EventPublisher;
   if (config.mode === 'azure' && config.azure) {
     events = ServiceBusEventPublisher.fromClient(new ServiceBusClient(config.azure.serviceBusNamespace, azureCredential()));
@@ -153,6 +214,10 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     securityEvents,
     events,
     documents,
+    searchIndexes,
+    embedder,
+    extractor: new LocalTextExtractor(),
+    countTokens,
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };

@@ -182,6 +182,8 @@ export interface Config {
     cosmosEndpoint: string;
     serviceBusNamespace: string;
     searchEndpoint: string;
+    /** Search endpoint per region of the boundary (the serving region's is `searchEndpoint`). */
+    searchEndpoints: Record<string, string>;
     blobUrl: string;
     globalBlobUrl: string;
   };
@@ -274,6 +276,8 @@ const envSchema = z.object({
   COSMOS_ENDPOINT: z.url().optional(),
   SERVICEBUS_NAMESPACE: z.string().optional(),
   SEARCH_ENDPOINT: z.url().optional(),
+  /** `region=https://...,region=https://...`: every search service of the boundary (failover). */
+  MERIDIAN_SEARCH_ENDPOINTS: z.string().optional(),
   MERIDIAN_BLOB_URL: z.url().optional(),
   MERIDIAN_GLOBAL_BLOB_URL: z.url().optional(),
   MERIDIAN_BLOB_ACCOUNT: z.string().optional(),
@@ -362,7 +366,16 @@ export function loadConfig(env: Env): Config {
     };
     for (const [k, v] of Object.entries(required)) if (!v) problems.push(`${k} is required in azure mode`);
     if (e.MERIDIAN_CLOCK === 'virtual') problems.push('MERIDIAN_CLOCK=virtual is local-only');
+    const searchEndpoints: Record<string, string> = {};
+    for (const pair of (e.MERIDIAN_SEARCH_ENDPOINTS ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+      const [name, url] = pair.split('=');
+      if (!name || !url || !/^https?:\/\//.test(url) || !catalog.regions.some((r) => r.name === name && r.boundary === boundary)) {
+        problems.push(`MERIDIAN_SEARCH_ENDPOINTS: "${pair}" is not region=https://... of a region in boundary ${boundary}`);
+      } else searchEndpoints[name] = url;
+    }
+    if (required.SEARCH_ENDPOINT) searchEndpoints[region] = required.SEARCH_ENDPOINT;
     azure = {
+      searchEndpoints,
       cosmosEndpoint: required.COSMOS_ENDPOINT ?? '',
       serviceBusNamespace: required.SERVICEBUS_NAMESPACE ?? '',
       searchEndpoint: required.SEARCH_ENDPOINT ?? '',

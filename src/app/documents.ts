@@ -197,6 +197,8 @@ export function createDocuments(deps: DocumentsDeps) {
       const deleting: DocumentRecord = { ...row, status: 'deleting', version: row.version + 1, deletedAt: iso(), updatedAt: iso() };
       current = await store.replace(CATALOG, deleting, { ifMatch: row._etag });
     }
+    // Sweeps drop the catalog row once no served index holds the document's chunks.
+    await store.upsert(CATALOG, { id: `pending-delete:${documentId}`, tenantId: '_index', kind: 'pending-delete', documentId, partition: row.tenantId });
     await t.blobs.delete(t.container, documentId);
     await publish(
       {

@@ -1,0 +1,120 @@
+/**
+ * Regional indexing: one `index-sync` subscription per served region's index (in Azure each
+ * regional app serves its own region, so one indexer), its dead-letter queue, the search API,
+ * index sweeps per staleness tier, and index status.
+ */
+import { app, type InvocationContext } from '@azure/functions';
+import { createDocuments } from '../src/app/documents';
+import { createIndexer, type Indexer } from '../src/app/indexer';
+import { createRetrieval, type Retrieval } from '../src/app/search';
+import { createSweeps, type Sweeps } from '../src/app/sweeps';
+import { getDeps } from '../src/composition';
+import { TIER_BOUNDS, TIERS } from '../src/domain/documents';
+import { AppError } from '../src/domain/errors';
+import { authenticated, json } from './lib/http';
+import { strictQuery } from './lib/query';
+
+const deps = getDeps();
+
+const indexers = new Map<string, Indexer>();
+function indexerFor(region: string): Indexer {
+  let indexer = indexers.get(region);
+  if (!indexer) {
+    const target = deps.searchIndexes.find((s) => s.region === region);
+    if (!target) throw new Error(`no search index configured for ${region}`);
+    indexer = createIndexer(
+      {
+        documents: deps.documents,
+        extractor: deps.extractor,
+        embedder: deps.embedder,
+        countTokens: deps.countTokens,
+        clock: deps.clock,
+        logger: deps.logger,
+        boundary: deps.config.boundary,
+        ...(deps.blobs ? { blobs: deps.blobs } : {}),
+        ...(deps.sharedBlobs ? { sharedBlobs: deps.sharedBlobs } : {}),
+      },
+      target,
+    );
+    indexers.set(region, indexer);
+  }
+  return indexer;
+}
+
+let retrieval: Retrieval | undefined;
+let sweeps: Sweeps | undefined;
+const useRetrieval = () =>
+  (retrieval ??= createRetrieval({ documents: deps.documents, searchIndexes: deps.searchIndexes, embedder: deps.embedder, logger: deps.logger }));
+const useSweeps = () =>
+  (sweeps ??= createSweeps({
+    documents: deps.documents,
+    searchIndexes: deps.searchIndexes,
+    publisher: createDocuments({
+      documents: deps.documents,
+      events: deps.events,
+      clock: deps.clock,
+      logger: deps.logger,
+      boundary: deps.config.boundary,
+      maxDocumentBytes: deps.config.http.maxDocumentBytes,
+    }),
+    clock: deps.clock,
+    logger: deps.logger,
+    boundary: deps.config.boundary,
+    ...(deps.blobs ? { blobs: deps.blobs } : {}),
+    ...(deps.sharedBlobs ? { sharedBlobs: deps.sharedBlobs } : {}),
+  }));
+
+for (const { region, index } of deps.searchIndexes) {
+  const subscription = `${index.name}-indexer`;
+  app.serviceBusTopic(`indexer-${region}`, {
+    connection: 'ServiceBusConnection',
+    topicName: 'index-sync',
+    subscriptionName: subscription,
+    handler: async (message: unknown, context: InvocationContext) => {
+      const outcome = await indexerFor(region).handle(message);
+      context.debug(`index ${index.name}: ${outcome.result}`);
+    },
+  });
+  app.serviceBusTopic(`indexer-${region}-dead-letters`, {
+    connection: 'ServiceBusConnection',
+    topicName: 'index-sync',
+    subscriptionName: `${subscription}/$DeadLetterQueue`,
+    handler: async (message: unknown, context: InvocationContext) => {
+      const meta = context.triggerMetadata ?? {};
+      await indexerFor(region).handleDeadLetter(
+        message,
+        String(meta['deadLetterReason'] ?? 'unknown'),
+        meta['deadLetterErrorDescription'] === undefined ? undefined : String(meta['deadLetterErrorDescription']),
+      );
+    },
+  });
+}
+
+for (const tier of TIERS) {
+  app.timer(`sweep-${tier}`, {
+    schedule: TIER_BOUNDS[tier].sweepSchedule,
+    handler: async () => {
+      await useSweeps().run(tier, `${tier}-${deps.clock.now().toString(36)}`);
+    },
+  });
+}
+
+export const search = authenticated({}, async ({ req, principal }) => {
+  const query = strictQuery(req, ['q', 'top']);
+  const q = query.get('q')?.trim() ?? '';
+  if (q.length < 1 || q.length > 1000) throw new AppError('validation_failed', 'q must be 1 to 1000 characters.');
+  const top = query.get('top') === null ? 5 : Number(query.get('top'));
+  if (!Number.isInteger(top) || top < 1 || top > 50) throw new AppError('validation_failed', 'top must be an integer from 1 to 50.');
+  const hits = await useRetrieval().search(principal.tenantId, q, top);
+  return json(200, {
+    results: hits.map((h) => ({ documentId: h.documentId, name: h.documentName, chunkId: h.chunkId, content: h.content, score: h.score })),
+  });
+});
+
+export const indexStatus = authenticated({ roles: ['platform-admin'] }, async ({ req }) => {
+  strictQuery(req, ['boundary']);
+  return json(200, await useSweeps().status());
+});
+
+app.http('search', { methods: ['GET'], route: 'search', handler: search });
+app.http('indexStatus', { methods: ['GET'], route: 'index/status', handler: indexStatus });

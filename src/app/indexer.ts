@@ -1,0 +1,316 @@
+/**
+ * Regional indexing: one indexer per search index, fed by its `meridian-<region>-indexer`
+ * subscription. Out-of-order and duplicate deliveries are harmless: each index keeps a state
+ * row per document (`idx:<index>:<documentId>`, the version it holds) and skips messages that
+ * are not newer. Failures that will not heal (unsupported or corrupt content) mark the
+ * document `failed` and complete; transient ones throw so Service Bus retries and finally
+ * dead-letters, and the dead-letter handler marks the document `failed` with the reason.
+ */
+import { chunkDocument, embeddingText, type TokenCounter } from '../domain/chunking';
+import {
+  ingestionEventSchema,
+  readBlobMetadata,
+  SHARED_CONTAINER,
+  SHARED_TENANT,
+  type DocumentRecord,
+  type IngestionEvent,
+} from '../domain/documents';
+import { AppError, isAppError } from '../domain/errors';
+import type { BlobStore } from '../ports/blob-store';
+import type { Clock } from '../ports/clock';
+import type { DocumentStore } from '../ports/document-store';
+import type { Embedder } from '../ports/embedder';
+import type { Logger } from '../ports/logger';
+import type { SearchIndex } from '../ports/search-index';
+import type { TextExtractor } from '../ports/text-extractor';
+import { CATALOG, DOCUMENT_INDEX } from './documents';
+
+/** The version and chunk count one index holds for one document. */
+export interface IndexState {
+  id: string;
+  tenantId: string;
+  kind: 'index-state';
+  index: string;
+  region: string;
+  documentId: string;
+  version: number;
+  chunks: number;
+  op: 'upsert' | 'delete';
+  indexedAt: string;
+  [extra: string]: unknown;
+}
+
+/** The per-tenant (or `_shared`) counter the chat cache keys on. */
+export const INDEX_VERSION_ID = 'index-version';
+
+export const indexStateId = (index: string, documentId: string) => `idx:${index}:${documentId}`;
+
+/** Tenant-free bookkeeping of the boundary's indexes lives in this catalog partition. */
+export const INDEX_PARTITION = '_index';
+export const indexStatusId = (index: string) => `status:${index}`;
+export const pendingDeleteId = (documentId: string) => `pending-delete:${documentId}`;
+
+/** Freshness of one index, written by sweeps (and the dead-letter handler). */
+export interface IndexStatusRecord {
+  id: string;
+  tenantId: typeof INDEX_PARTITION;
+  kind: 'index-status';
+  name: string;
+  region: string;
+  boundary: string;
+  documents: number;
+  chunks: number;
+  pending: number;
+  deadLettered: number;
+  maxStalenessSeconds: number;
+  lastSweepAt: string | null;
+  [extra: string]: unknown;
+}
+
+/** Adds to a counter of an index's status row, creating the row when missing. */
+export async function incrementIndexStatus(
+  store: DocumentStore,
+  target: { name: string; region: string; boundary: string },
+  field: 'deadLettered',
+  by: number,
+): Promise<void> {
+  const id = indexStatusId(target.name);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await store.patch(CATALOG, INDEX_PARTITION, id, [{ op: 'incr', path: `/${field}`, value: by }]);
+      return;
+    } catch (err) {
+      if (!isAppError(err, 'not_found')) throw err;
+    }
+    const row: IndexStatusRecord = {
+      id,
+      tenantId: INDEX_PARTITION,
+      kind: 'index-status',
+      name: target.name,
+      region: target.region,
+      boundary: target.boundary,
+      documents: 0,
+      chunks: 0,
+      pending: 0,
+      deadLettered: field === 'deadLettered' ? by : 0,
+      maxStalenessSeconds: 0,
+      lastSweepAt: null,
+    };
+    try {
+      await store.create(CATALOG, row);
+      return;
+    } catch (err) {
+      if (!isAppError(err, 'conflict')) throw err;
+    }
+  }
+}
+
+export interface IndexerDeps {
+  documents: DocumentStore;
+  blobs?: BlobStore;
+  sharedBlobs?: BlobStore;
+  extractor: TextExtractor;
+  embedder: Embedder;
+  countTokens: TokenCounter;
+  clock: Clock;
+  logger: Logger;
+  boundary: string;
+}
+
+export type IndexOutcome =
+  | { result: 'indexed'; chunks: number }
+  | { result: 'deleted'; chunks: number }
+  | { result: 'skipped'; reason: string }
+  | { result: 'failed'; reason: string };
+
+/** Errors that retrying will not fix. */
+function isPermanent(err: unknown): boolean {
+  return isAppError(err, 'unsupported_media_type') || isAppError(err, 'validation_failed') || isAppError(err, 'payload_too_large');
+}
+
+export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; region: string; primary: boolean }) {
+  const store = deps.documents;
+  const iso = () => new Date(deps.clock.now()).toISOString();
+  const log = deps.logger.child({ index: target.index.name, region: target.region });
+
+  /** Validates a message body at the edge. @throws AppError validation_failed (retried, then dead-lettered). */
+  function parse(body: unknown): IngestionEvent {
+    const parsed = ingestionEventSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new AppError('validation_failed', `not an index-sync message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    if (parsed.data.blob.name !== parsed.data.documentId) {
+      throw new AppError('validation_failed', 'blob.name must be the document id (blob names are opaque ids)');
+    }
+    return parsed.data;
+  }
+
+  async function tenantOf(e: IngestionEvent): Promise<string | undefined> {
+    if (e.blob.container === SHARED_CONTAINER) return SHARED_TENANT;
+    const row = await store.read<{ id: string; tenantId: string }>(DOCUMENT_INDEX, e.documentId, e.documentId);
+    return row?.tenantId;
+  }
+
+  async function bumpIndexVersion(tenantId: string): Promise<void> {
+    try {
+      await store.patch(CATALOG, tenantId, INDEX_VERSION_ID, [{ op: 'incr', path: '/value', value: 1 }]);
+    } catch (err) {
+      if (!isAppError(err, 'not_found')) throw err;
+      try {
+        await store.create(CATALOG, { id: INDEX_VERSION_ID, tenantId, kind: 'index-version', value: 1 });
+      } catch (again) {
+        if (!isAppError(again, 'conflict')) throw again;
+        await store.patch(CATALOG, tenantId, INDEX_VERSION_ID, [{ op: 'incr', path: '/value', value: 1 }]);
+      }
+    }
+  }
+
+  async function saveState(tenantId: string, e: IngestionEvent, chunks: number): Promise<void> {
+    const state: IndexState = {
+      id: indexStateId(target.index.name, e.documentId),
+      tenantId,
+      kind: 'index-state',
+      index: target.index.name,
+      region: target.region,
+      documentId: e.documentId,
+      version: e.version,
+      chunks,
+      op: e.op,
+      indexedAt: iso(),
+    };
+    await store.upsert(CATALOG, state);
+  }
+
+  /**
+   * Updates the catalog row (primary index only: `indexed` means indexed in the serving
+   * region). Only for the row's own version, or with `orOlder` for any row not newer than the
+   * message (a dead-lettered message reports on the document unless a newer upload followed).
+   */
+  async function updateCatalog(tenantId: string, e: IngestionEvent, patch: Partial<DocumentRecord>, orOlder = false): Promise<void> {
+    if (!target.primary) return;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const row = await store.read<DocumentRecord>(CATALOG, tenantId, e.documentId);
+      const applies = row && (orOlder ? row.version <= e.version : row.version === e.version);
+      if (!row || !applies || row.status === 'deleting') return; // a newer change owns the row
+      const { error: _dropped, ...rest } = row;
+      const next: DocumentRecord = { ...(patch.status === 'failed' ? row : (rest as DocumentRecord)), ...patch, updatedAt: iso() };
+      try {
+        await store.replace(CATALOG, next, { ifMatch: row._etag });
+        return;
+      } catch (err) {
+        if (!isAppError(err, 'precondition_failed')) throw err;
+      }
+    }
+  }
+
+  /** Each boundary's indexers keep their own `_shared` catalog rows (from the blob's metadata). */
+  async function ensureSharedRow(e: IngestionEvent, meta: NonNullable<ReturnType<typeof readBlobMetadata>>, size: number, contentType: string) {
+    const existing = await store.read<DocumentRecord>(CATALOG, SHARED_TENANT, e.documentId);
+    if (existing && existing.version >= e.version) return;
+    const now = iso();
+    const row: DocumentRecord = {
+      id: e.documentId,
+      tenantId: SHARED_TENANT,
+      kind: 'document',
+      name: meta.name,
+      nameKey: meta.name.toLowerCase(),
+      tier: e.tier,
+      version: e.version,
+      etag: e.etag,
+      status: 'queued',
+      chunks: existing?.chunks ?? 0,
+      contentType: contentType as DocumentRecord['contentType'],
+      size,
+      owner: meta.owner,
+      scope: 'shared',
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await store.upsert(CATALOG, row, existing ? { ifMatch: existing._etag } : {});
+  }
+
+  async function handle(body: unknown): Promise<IndexOutcome> {
+    const e = parse(body);
+    const tenantId = await tenantOf(e);
+    if (!tenantId) return { result: 'skipped', reason: 'unknown document (no document-index row)' };
+    const state = await store.read<IndexState>(CATALOG, tenantId, indexStateId(target.index.name, e.documentId));
+    if (state && state.version >= e.version) {
+      return { result: 'skipped', reason: `index holds version ${state.version} ≥ ${e.version}` };
+    }
+
+    if (e.op === 'delete') {
+      const removed = await target.index.deleteDocument(tenantId, e.documentId);
+      await saveState(tenantId, e, 0);
+      await bumpIndexVersion(tenantId);
+      log.info('document removed from index', { documentId: e.documentId, version: e.version, chunks: removed });
+      return { result: 'deleted', chunks: removed };
+    }
+
+    const blobs = e.blob.container === SHARED_CONTAINER ? deps.sharedBlobs : deps.blobs;
+    if (!blobs) throw new AppError('unavailable', `no blob store for container ${e.blob.container}`);
+    const blob = await blobs.get(e.blob.container, e.blob.name, { ifMatch: e.etag });
+    if (!blob) return { result: 'skipped', reason: 'the blob changed or was deleted since (a newer message follows)' };
+    const meta = readBlobMetadata(blob.metadata);
+    if (!meta || meta.documentid !== e.documentId || Number(meta.version) !== e.version) {
+      return { result: 'skipped', reason: 'blob metadata does not match the message' };
+    }
+    if (tenantId === SHARED_TENANT) await ensureSharedRow(e, meta, blob.size, blob.contentType ?? e.contentType);
+
+    let chunks;
+    try {
+      const extracted = await deps.extractor.extract(blob.bytes, blob.contentType ?? e.contentType);
+      chunks = chunkDocument({ documentId: e.documentId, version: e.version, text: extracted.text }, deps.countTokens);
+      if (chunks.length === 0) throw new AppError('validation_failed', 'the document has no text to index');
+    } catch (err) {
+      if (!isPermanent(err)) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      await saveState(tenantId, e, 0);
+      await updateCatalog(tenantId, e, { status: 'failed', error: reason });
+      log.warn('document cannot be indexed', { documentId: e.documentId, version: e.version, reason });
+      return { result: 'failed', reason };
+    }
+
+    const vectors = await deps.embedder.embed(chunks.map(embeddingText));
+    await target.index.upsertChunks(
+      chunks.map((c, i) => ({
+        id: c.id,
+        tenantId,
+        documentId: e.documentId,
+        documentName: meta.name,
+        version: e.version,
+        tier: e.tier,
+        etag: e.etag,
+        ordinal: c.ordinal,
+        headingPath: c.headingPath,
+        content: c.content,
+        tokenCount: c.tokenCount,
+        vector: vectors[i] as Float32Array,
+      })),
+    );
+    await target.index.deleteOlderVersions(tenantId, e.documentId, e.version);
+    await saveState(tenantId, e, chunks.length);
+    await updateCatalog(tenantId, e, { status: 'indexed', chunks: chunks.length, indexedAt: iso() });
+    await bumpIndexVersion(tenantId);
+    return { result: 'indexed', chunks: chunks.length };
+  }
+
+  /** A message the subscription dead-lettered: mark its document failed with the reason. */
+  async function handleDeadLetter(body: unknown, reason: string, description?: string): Promise<void> {
+    const parsed = ingestionEventSchema.safeParse(body);
+    if (!parsed.success) {
+      log.error('dead-lettered message is not an index-sync message', { reason, description });
+      return;
+    }
+    const e = parsed.data;
+    const tenantId = await tenantOf(e);
+    if (!tenantId) return;
+    const why = `dead-lettered: ${reason}${description ? ` (${description})` : ''}`;
+    await incrementIndexStatus(store, { name: target.index.name, region: target.region, boundary: deps.boundary }, 'deadLettered', 1);
+    await updateCatalog(tenantId, e, { status: 'failed', error: why }, true);
+    log.error('index-sync message dead-lettered', { documentId: e.documentId, version: e.version, reason, description });
+  }
+
+  return { handle, handleDeadLetter, parse };
+}
+
+export type Indexer = ReturnType<typeof createIndexer>;

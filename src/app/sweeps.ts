@@ -1,0 +1,222 @@
+/**
+ * Index sweeps: reconcile the boundary's blobs (and the shared documents) with each served
+ * region's index. Events do the work; sweeps repair what events missed:
+ * - a document whose blob version the index does not hold (missing, stale, or chunks removed
+ *   behind the indexer's back) is re-published with a sweep message id (so duplicate
+ *   detection does not drop it) after its index state row is cleared (so it is not skipped);
+ * - chunks of documents that no longer exist (no catalog row, or `deleting`) are deleted;
+ * - catalog rows of finished deletions (no served index holds a chunk) are dropped;
+ * - freshness per index is recorded for `GET /api/index/status`.
+ * A sweep handles the documents of its tier; orphan and deletion clean-up run in every sweep.
+ */
+import {
+  readBlobMetadata,
+  SHARED_CONTAINER,
+  SHARED_TENANT,
+  TENANT_CONTAINER,
+  type DocumentRecord,
+  type Tier,
+} from '../domain/documents';
+import { isAppError } from '../domain/errors';
+import type { BlobStore } from '../ports/blob-store';
+import type { Clock } from '../ports/clock';
+import type { DocumentStore, Stored } from '../ports/document-store';
+import type { Logger } from '../ports/logger';
+import type { IndexedDocument, SearchIndex } from '../ports/search-index';
+import { CATALOG, DOCUMENT_INDEX, type Documents } from './documents';
+import { INDEX_PARTITION, indexStateId, indexStatusId, type IndexStatusRecord } from './indexer';
+
+export interface SweepDeps {
+  documents: DocumentStore;
+  blobs?: BlobStore;
+  sharedBlobs?: BlobStore;
+  searchIndexes: { region: string; primary: boolean; index: SearchIndex }[];
+  publisher: Pick<Documents, 'publish'>;
+  clock: Clock;
+  logger: Logger;
+  boundary: string;
+}
+
+export interface SweepReport {
+  runId: string;
+  tier: Tier;
+  republished: number;
+  orphansDeleted: number;
+  deletionsFinished: number;
+  indexes: { name: string; documents: number; chunks: number; pending: number; maxStalenessSeconds: number }[];
+}
+
+interface BlobDoc {
+  tenantId: string;
+  documentId: string;
+  version: number;
+  tier: Tier;
+  etag: string;
+  contentType: string;
+  container: string;
+  account: string;
+  lastModified: number;
+}
+
+export function createSweeps(deps: SweepDeps) {
+  const store = deps.documents;
+
+  async function listBlobDocs(): Promise<BlobDoc[]> {
+    const out: BlobDoc[] = [];
+    for (const [blobs, container] of [
+      [deps.blobs, TENANT_CONTAINER],
+      [deps.sharedBlobs, SHARED_CONTAINER],
+    ] as const) {
+      if (!blobs) continue;
+      for await (const b of blobs.list(container)) {
+        const meta = readBlobMetadata(b.metadata);
+        if (!meta || meta.documentid !== b.name) continue;
+        out.push({
+          tenantId: container === SHARED_CONTAINER ? SHARED_TENANT : meta.tenantid,
+          documentId: meta.documentid,
+          version: Number(meta.version),
+          tier: meta.tier,
+          etag: b.etag,
+          contentType: b.contentType ?? 'application/octet-stream',
+          container,
+          account: blobs.account,
+          lastModified: b.lastModified?.getTime() ?? deps.clock.now(),
+        });
+      }
+    }
+    return out;
+  }
+
+  async function run(tier: Tier, runId: string): Promise<SweepReport> {
+    const now = deps.clock.now();
+    const blobs = await listBlobDocs();
+    const blobById = new Map(blobs.map((b) => [b.documentId, b]));
+    const report: SweepReport = { runId, tier, republished: 0, orphansDeleted: 0, deletionsFinished: 0, indexes: [] };
+    const heldByAnyIndex = new Set<string>();
+    const toRepublish = new Map<string, BlobDoc>();
+
+    for (const target of deps.searchIndexes) {
+      const held = new Map<string, IndexedDocument>((await target.index.documentVersions()).map((d) => [d.documentId, d]));
+      let pending = 0;
+      let maxStaleness = 0;
+      for (const b of blobs) {
+        const h = held.get(b.documentId);
+        if (h && h.version === b.version && h.chunks > 0 && h.olderVersionChunks === 0) continue;
+        const catalog = await store.read<DocumentRecord>(CATALOG, b.tenantId, b.documentId);
+        if (b.tenantId !== SHARED_TENANT && (!catalog || catalog.status === 'deleting')) continue;
+        if (catalog?.status === 'failed' && catalog.version === b.version) continue; // will not heal by retrying
+        pending++;
+        maxStaleness = Math.max(maxStaleness, Math.max(0, now - b.lastModified) / 1000);
+        if (b.tier === tier) {
+          // Clear this index's state row so the re-published message is not skipped as stale.
+          await store.delete(CATALOG, b.tenantId, indexStateId(target.index.name, b.documentId)).catch((err: unknown) => {
+            if (!isAppError(err, 'not_found')) throw err;
+          });
+          toRepublish.set(b.documentId, b);
+        }
+      }
+      for (const [documentId, h] of held) {
+        const catalog = await store.read<DocumentRecord>(CATALOG, h.tenantId, documentId);
+        const gone = !blobById.has(documentId) && (!catalog || catalog.status === 'deleting');
+        if (gone) {
+          await target.index.deleteDocument(h.tenantId, documentId);
+          await store.delete(CATALOG, h.tenantId, indexStateId(target.index.name, documentId)).catch(() => undefined);
+          report.orphansDeleted++;
+        } else heldByAnyIndex.add(documentId);
+      }
+      const stats = await target.index.stats();
+      await recordStatus(target, { documents: stats.documents, chunks: stats.chunks, pending, maxStalenessSeconds: Math.round(maxStaleness) });
+      report.indexes.push({ name: target.index.name, documents: stats.documents, chunks: stats.chunks, pending, maxStalenessSeconds: Math.round(maxStaleness) });
+    }
+
+    for (const b of toRepublish.values()) {
+      await deps.publisher.publish(
+        {
+          op: 'upsert',
+          documentId: b.documentId,
+          version: b.version,
+          targetRegion: b.tenantId === SHARED_TENANT ? 'all' : deps.boundary,
+          blob: { account: b.account, container: b.container, name: b.documentId },
+          etag: b.etag,
+          tier: b.tier,
+          contentType: b.contentType,
+        },
+        runId,
+      );
+      report.republished++;
+    }
+
+    // Finished deletions: no served index holds the document any more.
+    const pendingDeletes = await store.query<Stored<{ id: string; documentId: string; partition: string }>>(CATALOG, INDEX_PARTITION, {
+      where: [{ path: '/kind', op: '=', value: 'pending-delete' }],
+    });
+    for (const p of pendingDeletes.items) {
+      if (heldByAnyIndex.has(p.documentId)) continue;
+      const row = await store.read<DocumentRecord>(CATALOG, p.partition, p.documentId);
+      if (row && row.status !== 'deleting') {
+        await store.delete(CATALOG, INDEX_PARTITION, p.id); // re-uploaded meanwhile under the same id: keep it
+        continue;
+      }
+      if (row) await store.delete(CATALOG, p.partition, p.documentId, { ifMatch: row._etag }).catch(() => undefined);
+      if (p.partition !== SHARED_TENANT) await store.delete(DOCUMENT_INDEX, p.documentId, p.documentId).catch(() => undefined);
+      await store.delete(CATALOG, INDEX_PARTITION, p.id).catch(() => undefined);
+      report.deletionsFinished++;
+    }
+    if (report.republished || report.orphansDeleted || report.deletionsFinished) {
+      deps.logger.info('index sweep repaired the indexes', { ...report, indexes: undefined });
+    }
+    return report;
+  }
+
+  async function recordStatus(
+    target: SweepDeps['searchIndexes'][number],
+    figures: Pick<IndexStatusRecord, 'documents' | 'chunks' | 'pending' | 'maxStalenessSeconds'>,
+  ): Promise<void> {
+    const id = indexStatusId(target.index.name);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await store.read<IndexStatusRecord>(CATALOG, INDEX_PARTITION, id);
+      const next: IndexStatusRecord = {
+        id,
+        tenantId: INDEX_PARTITION,
+        kind: 'index-status',
+        name: target.index.name,
+        region: target.region,
+        boundary: deps.boundary,
+        deadLettered: current?.deadLettered ?? 0,
+        ...figures,
+        lastSweepAt: new Date(deps.clock.now()).toISOString(),
+      };
+      try {
+        await store.upsert(CATALOG, next, current ? { ifMatch: current._etag } : {});
+        return;
+      } catch (err) {
+        if (!isAppError(err, 'precondition_failed') && !isAppError(err, 'conflict')) throw err;
+      }
+    }
+  }
+
+  /** `GET /api/index/status`: the recorded freshness of every served index. */
+  async function status() {
+    const indexes = [];
+    for (const target of deps.searchIndexes) {
+      const row = await store.read<IndexStatusRecord>(CATALOG, INDEX_PARTITION, indexStatusId(target.index.name));
+      const live = await target.index.stats();
+      indexes.push({
+        name: target.index.name,
+        boundary: deps.boundary,
+        region: target.region,
+        documents: live.documents,
+        chunks: live.chunks,
+        lastSweepAt: row?.lastSweepAt ?? null,
+        maxStalenessSeconds: row?.maxStalenessSeconds ?? 0,
+        pending: row?.pending ?? 0,
+        deadLettered: row?.deadLettered ?? 0,
+      });
+    }
+    return { indexes };
+  }
+
+  return { run, status };
+}
+
+export type Sweeps = ReturnType<typeof createSweeps>;
