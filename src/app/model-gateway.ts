@@ -267,3 +267,24 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     },
   };
 }
+
+/** What the gateway needs of a configured deployment (config/deployments.json). */
+export interface ConfiguredDeployment {
+  region: string;
+  purpose: string;
+  deployment: string;
+  priority: number;
+}
+
+/**
+ * The deployments of one purpose in one boundary — the only ones a gateway may be built from.
+ * @param boundaryOf the boundary of a region (undefined for an unknown one, which is left out).
+ */
+export function deploymentsInBoundary<T extends ConfiguredDeployment>(
+  deployments: readonly T[],
+  boundaryOf: (region: string) => string | undefined,
+  boundary: string,
+  purpose: string,
+): T[] {
+  return deployments.filter((d) => d.purpose === purpose && boundaryOf(d.region) === boundary);
+}

@@ -152,7 +152,10 @@ export class OpenAiChatModel implements ChatModel {
       try {
         next = await iterator.next();
       } catch (err) {
-        throw translateOpenAiError(err, this.who, this.now());
+        const translated = translateOpenAiError(err, this.who, this.now());
+        if (translated instanceof AppError || request.signal?.aborted) throw translated;
+        // The body broke off (connection reset mid-stream): the deployment failed.
+        throw modelTransientFailure(`${this.who} broke off its answer`, err);
       }
       if (next.done) break;
       const chunk = next.value;
