@@ -12,7 +12,8 @@
  *
  * Conversations without passages (coaching sessions: a persona system prompt and a
  * transcript): a persona reply from fixed templates, chosen by a hash of the last user turn
- * and the turn number, naming the longest content word of that turn — so the same
+ * and the turn number, naming the longest content word of that turn (stop words and common
+ * verbs left out; the later word on a tie) — so the same
  * conversation always gets the same reply and different turns get varied ones.
  *
  * Tokens are counted with gpt-tokenizer's o200k_base (the gpt-4o family's encoding): prompt
@@ -126,6 +127,13 @@ export function composeGroundedAnswer(question: string, passages: readonly Citab
   return parts.length > 0 ? parts.join(' ') : NOT_IN_DOCUMENTS;
 }
 
+const COMMON_VERBS = new Set(
+  (
+    'include includes included including offer offers provide provides make makes want wants need needs think know ' +
+    'going say says said see seen look looks like likes help helps understand understood believe'
+  ).split(' '),
+);
+
 const PERSONA_TEMPLATES = [
   "That's a fair point about {term}. Can you tell me more about how that would work for me?",
   "I'm not sure about {term} yet. What would you suggest as a next step?",
@@ -136,9 +144,12 @@ const PERSONA_TEMPLATES = [
 export function composePersonaReply(messages: readonly ChatMessage[]): string {
   const last = lastUserMessage(messages);
   if (last === undefined || last.trim() === '') return 'Hello. What would you like to talk about?';
-  const words = (last.match(/[\p{L}\p{N}'-]+/gu) ?? []).filter((w) => !STOP_WORDS.has(w.toLowerCase()) && w.length > 2);
+  const words = (last.match(/[\p{L}\p{N}'-]+/gu) ?? []).filter(
+    (w) => !STOP_WORDS.has(w.toLowerCase()) && !COMMON_VERBS.has(w.toLowerCase()) && w.length > 2,
+  );
+  // The longest remaining word, the later one on a tie (objects tend to come last).
   const term = words.reduce<string | undefined>(
-    (best, w) => (best === undefined || w.length > best.length ? w : best),
+    (best, w) => (best === undefined || w.length >= best.length ? w : best),
     undefined,
   );
   if (term === undefined) return 'Could you say a little more about that?';
