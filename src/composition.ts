@@ -9,8 +9,10 @@ import path from 'node:path';
 import { createAuthenticator, createTenantDirectory, type Authenticator, type TenantDirectory } from './app/auth';
 import { createHealthRegistry, type HealthRegistry } from './app/health';
 import { createJsonLogger } from './app/logging';
+import { createModelGateway, deploymentsInBoundary, type ModelGateway } from './app/model-gateway';
 import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
+import type { ChatModel } from './ports/chat-model';
 import type { Clock } from './ports/clock';
 import type { DocumentStore } from './ports/document-store';
 import type { Embedder } from './ports/embedder';
@@ -39,6 +41,9 @@ import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
 import { DevTokenVerifier } from './adapters/local/dev-token-verifier';
+import { LocalChatModel } from './adapters/local/local-chat-model';
+import { AzureOpenAiChatModel } from './adapters/azure/azure-openai-chat-model';
+import { OpenAiCompatibleChatModel } from './adapters/openai/openai-chat-model';
 
 export interface Deps {
   config: Config;
@@ -62,6 +67,12 @@ export interface Deps {
   blobs?: BlobStore;
   /** The global, tenant-free account (shared documents). */
   sharedBlobs?: BlobStore;
+  /**
+   * Chat through the model gateway over this boundary's `chat` deployments (serving region
+   * first, failover inside the boundary only). Local mode: LocalChatModel per deployment, or
+   * the OpenAI-compatible endpoint of MERIDIAN_OPENAI_BASE_URL.
+   */
+  chat: ModelGateway;
 }
 
 export interface CreateDepsOptions {
@@ -190,6 +201,9 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     events = bus;
   }
 
+  const chat = createChatGateway(config, clock, azureCredential);
+  health.register({ name: 'chat-models', boundary: config.boundary, required: false, run: () => chat.check() });
+
   const securityEvents: SecurityEventSink = {
     // Until the audit log stores them (security-events container), refusals are logged.
     async record(event) {
@@ -218,9 +232,49 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     embedder,
     extractor: new LocalTextExtractor(),
     countTokens,
+    chat,
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };
+}
+
+/** The gateway over the served boundary's chat deployments, each built for the mode. */
+function createChatGateway(config: Config, clock: Clock, azureCredential: () => TokenCredential): ModelGateway {
+  const boundaryOf = (region: string): string | undefined => config.regions.find((r) => r.name === region)?.boundary;
+  const configured = deploymentsInBoundary(config.deployments, boundaryOf, config.boundary, 'chat');
+  const compatible = config.models.openAiCompatible;
+  return createModelGateway({
+    servingRegion: config.region,
+    boundary: config.boundary,
+    clock,
+    deployments: configured.map((d) => {
+      let model: ChatModel;
+      if (config.mode === 'azure') {
+        model = new AzureOpenAiChatModel({
+          region: d.region,
+          endpoint: d.endpoint,
+          deployment: d.deployment,
+          model: d.model,
+          credential: azureCredential(),
+          timeoutMs: config.models.timeoutMs,
+          clock,
+        });
+      } else if (compatible) {
+        model = new OpenAiCompatibleChatModel({
+          region: d.region,
+          deployment: d.deployment,
+          model: compatible.model ?? d.model,
+          baseURL: compatible.baseUrl,
+          ...(compatible.apiKey ? { apiKey: compatible.apiKey } : {}),
+          timeoutMs: config.models.timeoutMs,
+          clock,
+        });
+      } else {
+        model = new LocalChatModel({ region: d.region, deployment: d.deployment });
+      }
+      return { region: d.region, boundary: config.boundary, deployment: d.deployment, priority: d.priority, chat: model };
+    }),
+  });
 }
 
 let memo: Deps | undefined;

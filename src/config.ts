@@ -177,6 +177,11 @@ export interface Config {
   clock: 'system' | 'virtual';
   http: { maxBodyBytes: number; maxDocumentBytes: number; rateLimitPerMinute: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Model calls: per-attempt timeout; locally, an optional OpenAI-compatible endpoint. */
+  models: {
+    timeoutMs: number;
+    openAiCompatible?: { baseUrl: string; apiKey?: string; model?: string };
+  };
   /** Azure endpoints; absent in local mode, where devhost provides local ones. */
   azure?: {
     cosmosEndpoint: string;
@@ -281,6 +286,13 @@ const envSchema = z.object({
   MERIDIAN_BLOB_URL: z.url().optional(),
   MERIDIAN_GLOBAL_BLOB_URL: z.url().optional(),
   MERIDIAN_BLOB_ACCOUNT: z.string().optional(),
+  /** Local mode: an OpenAI-compatible endpoint (Ollama, OpenAI…) instead of the local answerer. */
+  MERIDIAN_OPENAI_BASE_URL: z.url().optional(),
+  MERIDIAN_OPENAI_API_KEY: z.string().min(1).optional(),
+  /** The model name that endpoint expects (default: each deployment's configured model). */
+  MERIDIAN_OPENAI_MODEL: z.string().min(1).optional(),
+  /** Per-attempt timeout of a model call, ms. */
+  MERIDIAN_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
 });
 
 /** Which mode an environment selects: azure whenever running in Azure (WEBSITE_INSTANCE_ID). */
@@ -409,6 +421,18 @@ export function loadConfig(env: Env): Config {
       rateLimitPerMinute: e.MERIDIAN_RATE_LIMIT_PER_MINUTE ?? 500,
     },
     logLevel: e.LOG_LEVEL ?? 'info',
+    models: {
+      timeoutMs: e.MERIDIAN_MODEL_TIMEOUT_MS ?? 30_000,
+      ...(mode === 'local' && e.MERIDIAN_OPENAI_BASE_URL
+        ? {
+            openAiCompatible: {
+              baseUrl: e.MERIDIAN_OPENAI_BASE_URL,
+              ...(e.MERIDIAN_OPENAI_API_KEY ? { apiKey: e.MERIDIAN_OPENAI_API_KEY } : {}),
+              ...(e.MERIDIAN_OPENAI_MODEL ? { model: e.MERIDIAN_OPENAI_MODEL } : {}),
+            },
+          }
+        : {}),
+    },
     ...(azure ? { azure } : {}),
     ...(mode === 'local'
       ? {
