@@ -1,0 +1,133 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAzurite, type RunningAzurite } from '../../devhost/azurite';
+import { AzureBlobStore } from '../../src/adapters/azure/azure-blob-store';
+import { AZURITE_DEV_KEY } from '../../src/adapters/local/azurite';
+import { ManualClock } from '../../src/adapters/local/clock';
+import { LocalSearchIndex } from '../../src/adapters/local/search-index';
+import { ensureTopology, LocalServiceBus } from '../../src/adapters/local/service-bus';
+import { SqliteDocumentStore } from '../../src/adapters/local/sqlite-document-store';
+import { LocalTextExtractor } from '../../src/adapters/local/text-extractor';
+import { countTokens } from '../../src/adapters/local/token-counter';
+import { createDocuments, CATALOG } from '../../src/app/documents';
+import { createIndexer, INDEX_PARTITION } from '../../src/app/indexer';
+import { createJsonLogger } from '../../src/app/logging';
+import { createSweeps } from '../../src/app/sweeps';
+import { loadCatalog } from '../../src/config';
+import type { Principal } from '../../src/domain/tenancy';
+import type { Embedder } from '../../src/ports/embedder';
+
+/** Deterministic 512-dim unit vectors from character trigrams: fast, and similar texts stay similar. */
+const trigramEmbedder: Embedder = {
+  dimensions: 512,
+  model: 'test-trigrams',
+  check: async () => undefined,
+  embed: async (texts) =>
+    texts.map((t) => {
+      const v = new Float32Array(512);
+      const s = t.toLowerCase();
+      for (let i = 0; i + 3 <= s.length; i++) v[(s.charCodeAt(i) * 31 * 31 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) % 512]! += 1;
+      const norm = Math.hypot(...v) || 1;
+      return v.map((x) => x / norm);
+    }),
+};
+
+const catalog = loadCatalog();
+const alice: Principal = { tenantId: 'tenant-acme-corp', userId: 'alice', roles: [], boundary: 'us' };
+
+describe('index sweeps repair what events missed', () => {
+  let dir: string;
+  let azurite: RunningAzurite;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-sweeps-'));
+    azurite = await startAzurite({ account: 'meridianus', location: path.join(dir, 'blob') });
+  }, 60_000);
+  afterAll(async () => {
+    await azurite?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('re-indexes chunks deleted behind the indexer, a blob changed without an event, drops orphans and finished deletions', async () => {
+    const clock = new ManualClock(Date.now());
+    const logger = createJsonLogger({ clock, sink: () => undefined });
+    const documents = new SqliteDocumentStore({ path: path.join(dir, 'docs.sqlite'), containers: catalog.topology.containers, clock });
+    const bus = new LocalServiceBus({ path: path.join(dir, 'bus.sqlite'), clock });
+    await ensureTopology(bus, catalog.topology);
+    const blobs = AzureBlobStore.withAccountKey(azurite.url, 'meridianus', AZURITE_DEV_KEY);
+    await blobs.ensureContainer('documents');
+    const index = new LocalSearchIndex({ file: path.join(dir, 'search.sqlite'), name: 'meridian-eastus', dimensions: 512 });
+    const base = { documents, clock, logger, boundary: 'us' };
+    const docs = createDocuments({ ...base, blobs, events: bus, maxDocumentBytes: 1 << 20 });
+    const indexer = createIndexer(
+      { ...base, blobs, extractor: new LocalTextExtractor(), embedder: trigramEmbedder, countTokens },
+      { index, region: 'eastus', primary: true },
+    );
+    const sweeps = createSweeps({ ...base, blobs, searchIndexes: [{ region: 'eastus', primary: true, index }], publisher: docs });
+    /** Delivers everything waiting on the eastus subscription to the indexer (the trigger's job). */
+    const drain = async () => {
+      for (;;) {
+        const batch = await bus.receive('index-sync', 'meridian-eastus-indexer', { maxMessages: 10 });
+        if (batch.length === 0) return;
+        for (const m of batch) {
+          await indexer.handle(m.body);
+          await bus.complete(m.lockToken);
+        }
+      }
+    };
+    const upload = async (name: string, text: string, publish = true) => {
+      const r = await docs.upload(alice, { name, tier: 'upload', scope: 'tenant', contentType: 'text/markdown', bytes: Buffer.from(text) });
+      if (publish) await docs.publishBlobChange('tenant', r.documentId);
+      return r;
+    };
+    const held = async () => new Map((await index.documentVersions()).map((d) => [d.documentId, d]));
+
+    const a = await upload('a.md', '# Alpha\nAlpha documents describe regional failover for the eastus primary.');
+    const b = await upload('b.md', '# Beta\nBeta documents describe the cost model of the pilot.');
+    await drain();
+    expect((await held()).get(a.documentId)).toMatchObject({ version: 1 });
+    expect(await docs.get(alice, b.documentId)).toMatchObject({ status: 'indexed', version: 1 });
+
+    // Behind the indexer's back: A's chunks vanish; B gets a new version whose event is lost.
+    await index.deleteDocument('tenant-acme-corp', a.documentId);
+    await upload('b.md', '# Beta v2\nBeta now describes the cost model for 1,200 users.', false);
+    // An orphan: chunks of a document nobody knows.
+    await index.upsertChunks([
+      {
+        id: 'dghost000000:1:0', tenantId: 'tenant-acme-corp', documentId: 'dghost000000', documentName: 'ghost', version: 1,
+        tier: 'upload', etag: 'x', ordinal: 0, headingPath: '', content: 'ghost', tokenCount: 1, vector: (await trigramEmbedder.embed(['ghost']))[0]!,
+      },
+    ]);
+    expect((await held()).has(a.documentId)).toBe(false);
+    expect((await held()).get(b.documentId)).toMatchObject({ version: 1 });
+
+    const report = await sweeps.run('upload', 'run1');
+    expect(report).toMatchObject({ republished: 2, orphansDeleted: 1 });
+    await drain();
+    const after = await held();
+    expect(after.get(a.documentId)).toMatchObject({ version: 1 });
+    expect(after.get(b.documentId)).toMatchObject({ version: 2, olderVersionChunks: 0 });
+    expect(after.has('dghost000000')).toBe(false);
+    expect(await docs.get(alice, b.documentId)).toMatchObject({ status: 'indexed', version: 2 });
+
+    // A second sweep finds nothing to do, and records freshness.
+    expect(await sweeps.run('upload', 'run2')).toMatchObject({ republished: 0, orphansDeleted: 0 });
+    const status = await sweeps.status();
+    expect(status.indexes[0]).toMatchObject({ name: 'meridian-eastus', region: 'eastus', boundary: 'us', documents: 2, pending: 0 });
+    expect(status.indexes[0]?.lastSweepAt).toBeTruthy();
+
+    // Deletion: excluded at once, chunks removed by the delete message, the row dropped by the sweep.
+    await docs.remove(alice, a.documentId);
+    expect(await docs.get(alice, a.documentId)).toMatchObject({ status: 'deleting' });
+    await drain();
+    expect((await held()).has(a.documentId)).toBe(false);
+    expect(await sweeps.run('upload', 'run3')).toMatchObject({ deletionsFinished: 1 });
+    await expect(docs.get(alice, a.documentId)).rejects.toMatchObject({ code: 'not_found' });
+    expect((await documents.query(CATALOG, INDEX_PARTITION, { where: [{ path: '/kind', op: '=', value: 'pending-delete' }] })).items).toEqual([]);
+
+    await bus.close();
+    await documents.close();
+    index.close();
+  }, 60_000);
+});
