@@ -116,13 +116,17 @@ export function createSweeps(deps: SweepDeps) {
         }
       }
       for (const [documentId, h] of held) {
+        if (blobById.has(documentId)) {
+          heldByAnyIndex.add(documentId);
+          continue;
+        }
+        // No blob: deleted through the API (row `deleting`), never known (no row), or deleted out
+        // of band (row still live: the document is gone, so it becomes a deletion too).
         const catalog = await store.read<DocumentRecord>(CATALOG, h.tenantId, documentId);
-        const gone = !blobById.has(documentId) && (!catalog || catalog.status === 'deleting');
-        if (gone) {
-          await target.index.deleteDocument(h.tenantId, documentId);
-          await store.delete(CATALOG, h.tenantId, indexStateId(target.index.name, documentId)).catch(() => undefined);
-          report.orphansDeleted++;
-        } else heldByAnyIndex.add(documentId);
+        if (catalog && catalog.status !== 'deleting') await markDeletedOutOfBand(catalog);
+        await target.index.deleteDocument(h.tenantId, documentId);
+        await store.delete(CATALOG, h.tenantId, indexStateId(target.index.name, documentId)).catch(() => undefined);
+        report.orphansDeleted++;
       }
       const stats = await target.index.stats();
       await recordStatus(target, { documents: stats.documents, chunks: stats.chunks, pending, maxStalenessSeconds: Math.round(maxStaleness) });
@@ -166,6 +170,16 @@ export function createSweeps(deps: SweepDeps) {
       deps.logger.info('index sweep repaired the indexes', { ...report, indexes: undefined });
     }
     return report;
+  }
+
+  async function markDeletedOutOfBand(row: Stored<DocumentRecord>): Promise<void> {
+    const now = new Date(deps.clock.now()).toISOString();
+    const deleting: DocumentRecord = { ...row, status: 'deleting', version: row.version + 1, deletedAt: now, updatedAt: now, error: 'the blob was deleted outside Meridian' };
+    await store.replace(CATALOG, deleting, { ifMatch: row._etag }).catch((err: unknown) => {
+      if (!isAppError(err, 'precondition_failed')) throw err;
+    });
+    await store.upsert(CATALOG, { id: `pending-delete:${row.id}`, tenantId: INDEX_PARTITION, kind: 'pending-delete', documentId: row.id, partition: row.tenantId });
+    deps.logger.warn('blob deleted out of band: document is being removed', { documentId: row.id, tenantId: row.tenantId });
   }
 
   async function recordStatus(

@@ -126,6 +126,17 @@ describe('index sweeps repair what events missed', () => {
     await expect(docs.get(alice, a.documentId)).rejects.toMatchObject({ code: 'not_found' });
     expect((await documents.query(CATALOG, INDEX_PARTITION, { where: [{ path: '/kind', op: '=', value: 'pending-delete' }] })).items).toEqual([]);
 
+    // A blob deleted out of band: the next sweep removes its chunks and, since no served index
+    // holds any, drops the catalog row in the same run.
+    const c = await upload('c.md', '# Gamma\nGamma documents describe the runbook for a regional outage.');
+    await drain();
+    expect((await held()).has(c.documentId)).toBe(true);
+    await blobs.delete('documents', c.documentId);
+    expect(await sweeps.run('upload', 'run4')).toMatchObject({ orphansDeleted: 1, deletionsFinished: 1 });
+    expect((await held()).has(c.documentId)).toBe(false);
+    await expect(docs.get(alice, c.documentId)).rejects.toMatchObject({ code: 'not_found' });
+    expect(await sweeps.run('upload', 'run5')).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0 });
+
     await bus.close();
     await documents.close();
     index.close();
