@@ -5,8 +5,11 @@
  */
 import { app } from '@azure/functions';
 import { getDeps } from '../src/composition';
+import './audit';
 import './health';
 import './openapi';
+import './usage';
+import './usage-ledger';
 
 app.setup({ enableHttpStream: true });
 getDeps();

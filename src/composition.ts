@@ -5,10 +5,12 @@
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { CosmosClient } from '@azure/cosmos';
 import { ServiceBusClient } from '@azure/service-bus';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { createAuthenticator, createTenantDirectory, type Authenticator, type TenantDirectory } from './app/auth';
 import { createHealthRegistry, type HealthRegistry } from './app/health';
 import { createJsonLogger } from './app/logging';
+import { createStoredSecurityEventSink, SECURITY_EVENTS_CONTAINER } from './app/security-events';
 import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
 import type { Clock } from './ports/clock';
@@ -26,6 +28,9 @@ import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
 import { DevTokenVerifier } from './adapters/local/dev-token-verifier';
+
+/** API.md: 403 refusals are kept 30 days (the container's default TTL). */
+const SECURITY_EVENT_TTL_SECONDS = 30 * 24 * 3600;
 
 export interface Deps {
   config: Config;
@@ -129,19 +134,14 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     events = bus;
   }
 
-  const securityEvents: SecurityEventSink = {
-    // Until the audit log stores them (security-events container), refusals are logged.
-    async record(event) {
-      logger.warn('request refused: missing role', {
-        requestId: event.requestId,
-        tenantId: event.principal.tenantId,
-        userId: event.principal.userId,
-        route: event.route,
-        method: event.method,
-        requiredRoles: event.requiredRoles,
-      });
-    },
-  };
+  const securityEvents: SecurityEventSink = createStoredSecurityEventSink({
+    documents,
+    clock,
+    logger,
+    config,
+    ttlSeconds: config.topology.containers.find((c) => c.name === SECURITY_EVENTS_CONTAINER)?.ttl ?? SECURITY_EVENT_TTL_SECONDS,
+    newId: randomUUID,
+  });
 
   return {
     config,
