@@ -5,10 +5,13 @@
  */
 import { app } from '@azure/functions';
 import { getDeps } from '../src/composition';
+import './audit';
 import './documents';
 import './health';
 import './indexing';
 import './openapi';
+import './usage';
+import './usage-ledger';
 
 app.setup({ enableHttpStream: true });
 getDeps();

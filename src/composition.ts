@@ -5,11 +5,13 @@
 import { DefaultAzureCredential, getBearerTokenProvider, type TokenCredential } from '@azure/identity';
 import { CosmosClient } from '@azure/cosmos';
 import { ServiceBusClient } from '@azure/service-bus';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { createAuthenticator, createTenantDirectory, type Authenticator, type TenantDirectory } from './app/auth';
 import { createHealthRegistry, type HealthRegistry } from './app/health';
 import { createJsonLogger } from './app/logging';
 import { createModelGateway, deploymentsInBoundary, type ModelGateway } from './app/model-gateway';
+import { createStoredSecurityEventSink, SECURITY_EVENTS_CONTAINER } from './app/security-events';
 import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
 import type { ChatModel } from './ports/chat-model';
@@ -44,6 +46,9 @@ import { DevTokenVerifier } from './adapters/local/dev-token-verifier';
 import { LocalChatModel } from './adapters/local/local-chat-model';
 import { AzureOpenAiChatModel } from './adapters/azure/azure-openai-chat-model';
 import { OpenAiCompatibleChatModel } from './adapters/openai/openai-chat-model';
+
+/** API.md: 403 refusals are kept 30 days (the container's default TTL). */
+const SECURITY_EVENT_TTL_SECONDS = 30 * 24 * 3600;
 
 export interface Deps {
   config: Config;
@@ -204,19 +209,14 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
   const chat = createChatGateway(config, clock, azureCredential);
   health.register({ name: 'chat-models', boundary: config.boundary, required: false, run: () => chat.check() });
 
-  const securityEvents: SecurityEventSink = {
-    // Until the audit log stores them (security-events container), refusals are logged.
-    async record(event) {
-      logger.warn('request refused: missing role', {
-        requestId: event.requestId,
-        tenantId: event.principal.tenantId,
-        userId: event.principal.userId,
-        route: event.route,
-        method: event.method,
-        requiredRoles: event.requiredRoles,
-      });
-    },
-  };
+  const securityEvents: SecurityEventSink = createStoredSecurityEventSink({
+    documents,
+    clock,
+    logger,
+    config,
+    ttlSeconds: config.topology.containers.find((c) => c.name === SECURITY_EVENTS_CONTAINER)?.ttl ?? SECURITY_EVENT_TTL_SECONDS,
+    newId: randomUUID,
+  });
 
   return {
     config,

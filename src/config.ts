@@ -59,7 +59,11 @@ const containerSchema = z
     /** Cosmos defaultTtl: seconds; -1 = on with no default (per-item ttl); absent = off. */
     ttl: z.number().int().min(-1).optional(),
     excludedPaths: z.array(z.string()).optional(),
-    leasePrefix: z.string().optional(),
+    /** Lease prefixes of the change-feed functions watching this container, one per function. */
+    leasePrefixes: z
+      .array(z.string().regex(/^[a-z][a-z0-9-]{1,62}$/))
+      .refine((a) => new Set(a).size === a.length, 'lease prefixes must be distinct')
+      .optional(),
   })
   .strict();
 

@@ -159,3 +159,31 @@ export async function readJson<T>(req: HttpRequest, schema: z.ZodType<T>): Promi
   }
   return parsed.data;
 }
+
+/**
+ * Reads the query string with a strict zod schema over string values: unknown or repeated
+ * parameters and bad values are a 400 `validation_failed` (API.md "Conventions").
+ */
+export function readQuery<T>(req: HttpRequest, schema: z.ZodType<T>): T {
+  const raw: Record<string, string> = {};
+  const errors: { path: string; message: string }[] = [];
+  for (const [key, value] of new URL(req.url).searchParams) {
+    if (key in raw) errors.push({ path: key, message: 'given more than once' });
+    raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    errors.push(
+      ...parsed.error.issues.map((i) => ({
+        path: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : ''),
+        message: i.message,
+      })),
+    );
+  }
+  if (errors.length || !parsed.success) {
+    throw new AppError('validation_failed', errors.map((e) => `${e.path || '(query)'}: ${e.message}`).join('; '), {
+      extensions: { errors },
+    });
+  }
+  return parsed.data;
+}

@@ -15,7 +15,7 @@ import { ManualClock } from '../../support/manual-clock';
 import { tempDir } from '../../support/temp-dir';
 
 const CONTAINERS: ContainerConfig[] = [
-  { name: 'usage', partitionKey: '/tenantId', leasePrefix: 'ledger-usage' },
+  { name: 'usage', partitionKey: '/tenantId', leasePrefixes: ['ledger-usage'] },
   { name: 'cache', partitionKey: '/tenantId', ttl: -1 },
   { name: 'leases', partitionKey: '/id' },
 ];

@@ -1,0 +1,30 @@
+import { app, type InvocationContext } from '@azure/functions';
+import { createUsageLedger } from '../src/app/usage-ledger';
+import { getDeps } from '../src/composition';
+
+/** The ledger's own lease prefix on `usage` (config/topology.json `leasePrefixes`). */
+export const LEDGER_LEASE_PREFIX = 'ledger-usage';
+
+/**
+ * Merges usage events into the ledger, exactly once per event. Throwing makes the host
+ * deliver the same batch again, which the merge tolerates (applied-markers).
+ */
+export async function usageLedger(documents: unknown[], context: InvocationContext): Promise<void> {
+  const deps = getDeps();
+  const stats = await createUsageLedger(deps).merge(documents);
+  if (stats.applied || stats.duplicates || stats.retries) {
+    deps.logger.debug('usage merged', { invocationId: context.invocationId, ...stats, thresholds: stats.thresholds.length });
+  }
+}
+
+app.cosmosDB('usageLedger', {
+  connection: 'CosmosDBConnection',
+  databaseName: 'meridian',
+  containerName: 'usage',
+  leaseContainerName: 'leases',
+  leaseContainerPrefix: LEDGER_LEASE_PREFIX,
+  createLeaseContainerIfNotExists: false,
+  // A new lease reads the whole container: events written before the first start count too.
+  startFromBeginning: true,
+  handler: usageLedger,
+});
