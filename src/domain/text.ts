@@ -92,5 +92,6 @@ function decodeUtf8(bytes: number[]): string | undefined {
 
 /** Normalises line endings and drops a BOM and NUL characters (SQLite and tokenizers dislike them). */
 export function normalizeText(text: string): string {
+  // eslint-disable-next-line no-control-regex -- removing NUL is the point
   return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').replace(/\u0000/g, '');
 }

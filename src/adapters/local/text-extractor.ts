@@ -147,6 +147,7 @@ function htmlText(html: string): { text: string; title?: string } {
     .map((l) => l.replace(/[ \t\f\v\u00a0]+/g, ' ').trim())
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
+    // eslint-disable-next-line no-control-regex -- NUL delimits the placeholders this function inserted
     .replace(/\u0000PRE(\d+)\u0000/g, (_m, i: string) => `\`\`\`\n${(pre[Number(i)] ?? '').replace(/^\n+|\n+$/g, '')}\n\`\`\``);
   return { text: s.trim(), ...(title ? { title } : {}) };
 }
