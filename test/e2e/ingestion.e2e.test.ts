@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/adapters/local/clock';
@@ -75,6 +75,7 @@ describe('ingestion and regional indexing through npm start', () => {
   };
 
   beforeAll(async () => {
+    if (!existsSync(CORPUS)) throw new Error(`The sample corpus is missing: expected ${CORPUS} (shared/ beside the repository)`);
     sys = await startSystem();
     acme = await bearer('tenant-acme-corp', 'alice');
     globex = await bearer('tenant-globex-intl', 'gina');
