@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { AZURITE_DEV_KEY } from '../src/adapters/local/azurite';
 
 export interface RunningAzurite {
@@ -15,9 +16,39 @@ export interface RunningAzurite {
   stop(): Promise<void>;
 }
 
+/** A port that was free a moment ago (bind 0, read, close): lets a URL be known before its server is up. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts Azurite without waiting for it: the URL is known at once (a pre-picked port), so
+ * callers can overlap its 1.5–3 s start with their own work and await `ready` when they need it.
+ */
+export async function launchAzurite(options: {
+  account: string;
+  location: string;
+  log?: (line: string) => void;
+  startTimeoutMs?: number;
+}): Promise<{ account: string; url: string; ready: Promise<RunningAzurite> }> {
+  const port = await freePort();
+  const ready = startAzurite({ ...options, port });
+  ready.catch(() => undefined);
+  return { account: options.account, url: `http://127.0.0.1:${port}/${options.account}`, ready };
+}
+
 export async function startAzurite(options: {
   account: string;
   location: string;
+  /** 0 (default) lets Azurite pick a free port. */
+  port?: number;
   log?: (line: string) => void;
   startTimeoutMs?: number;
 }): Promise<RunningAzurite> {
@@ -30,7 +61,7 @@ export async function startAzurite(options: {
       '--blobHost',
       '127.0.0.1',
       '--blobPort',
-      '0',
+      String(options.port ?? 0),
       '--location',
       options.location,
       '--disableTelemetry',

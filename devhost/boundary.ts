@@ -9,7 +9,7 @@ import { LocalClock } from '../src/adapters/local/clock';
 import { ensureTopology, openLocalServiceBus } from '../src/adapters/local/service-bus';
 import { openSqliteDocumentStore } from '../src/adapters/local/sqlite-document-store';
 import { loadCatalog, parseServedRegions } from '../src/config';
-import { startAzurite, type RunningAzurite } from './azurite';
+import { launchAzurite, type RunningAzurite } from './azurite';
 import { startDurableEngine } from './durable';
 import { FunctionHost } from './host';
 import { readBody, sendProblem, startHttpServer, type ExtraHandler } from './http-server';
@@ -61,12 +61,14 @@ export async function startBoundary(): Promise<BoundaryProcess> {
   try {
     const clock = installHostClock(env['MERIDIAN_CLOCK'] === 'virtual' ? 'virtual' : 'system', dataDir);
 
-    let azurite: RunningAzurite | undefined;
+    // The boundary's Azurite starts while the app loads (its URL is known at once).
+    let azuriteReady: Promise<RunningAzurite> | undefined;
     if (!env['MERIDIAN_BLOB_URL']) {
-      azurite = await startAzurite({ account: azuriteAccountFor(boundary), location: path.join(dataDir, boundary, 'blob') });
-      stops.push(() => azurite?.stop() ?? Promise.resolve());
-      env['MERIDIAN_BLOB_URL'] = azurite.url;
-      env['MERIDIAN_BLOB_ACCOUNT'] = azurite.account;
+      const launched = await launchAzurite({ account: azuriteAccountFor(boundary), location: path.join(dataDir, boundary, 'blob') });
+      azuriteReady = launched.ready;
+      stops.push(async () => (await launched.ready.catch(() => undefined))?.stop());
+      env['MERIDIAN_BLOB_URL'] = launched.url;
+      env['MERIDIAN_BLOB_ACCOUNT'] = launched.account;
     }
     env['MERIDIAN_GLOBAL_BLOB_ACCOUNT'] ??= AZURITE_GLOBAL_ACCOUNT;
 
@@ -84,6 +86,8 @@ export async function startBoundary(): Promise<BoundaryProcess> {
     });
     await host.load();
     stops.push(() => host.terminate());
+    await azuriteReady;
+    await waitForGlobalBlob(env['MERIDIAN_GLOBAL_BLOB_URL']);
     const unsupported = host.functions().filter((f) => !SUPPORTED_TRIGGERS.has(f.trigger.type));
     if (unsupported.length) {
       throw new Error(
@@ -201,6 +205,21 @@ export async function startBoundary(): Promise<BoundaryProcess> {
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/** npm start launches the global Azurite in parallel with the boundaries: wait until it answers. */
+async function waitForGlobalBlob(url: string | undefined, timeoutMs = 60_000): Promise<void> {
+  if (!url) return;
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const answered = await fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+      () => true,
+      () => false,
+    );
+    if (answered) return;
+    if (Date.now() > until) throw new Error(`the global blob store at ${url} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

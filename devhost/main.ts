@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { AZURITE_GLOBAL_ACCOUNT } from '../src/adapters/local/azurite';
 import { loadCatalog, parseServedRegions, tenantsFileSchema } from '../src/config';
-import { startAzurite, type RunningAzurite } from './azurite';
+import { launchAzurite, type RunningAzurite } from './azurite';
 import { startFrontDoor, type RunningFrontDoor } from './front-door';
 import { appRoot, loadLocalSettings } from './settings';
 import { persistClock, readPersistedClock } from './virtual-clock';
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
 
   const children: Child[] = [];
   let globalBlob: RunningAzurite | undefined;
+  let globalLaunch: Promise<RunningAzurite> | undefined;
   let frontDoor: RunningFrontDoor | undefined;
   let stopping = false;
 
@@ -67,14 +68,19 @@ async function main(): Promise<void> {
           }),
       ),
     );
-    await globalBlob?.stop().catch(() => undefined);
+    const global = globalBlob ?? (await globalLaunch?.catch(() => undefined));
+    await global?.stop().catch(() => undefined);
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    globalBlob = await startAzurite({ account: AZURITE_GLOBAL_ACCOUNT, location: path.join(dataDir, 'global', 'blob') });
+    // The global Azurite boots while the boundary processes start; they wait for it only
+    // before they need it.
+    const launched = await launchAzurite({ account: AZURITE_GLOBAL_ACCOUNT, location: path.join(dataDir, 'global', 'blob') });
+    const globalUrl = launched.url;
+    globalLaunch = launched.ready;
     const entry = path.join(__dirname, 'boundary.js');
     await Promise.all(
       [...byBoundary].map(async ([boundary, regions]) => {
@@ -87,7 +93,7 @@ async function main(): Promise<void> {
               MERIDIAN_MODE: 'local',
               MERIDIAN_DATA_DIR: dataDir,
               MERIDIAN_SERVED_REGIONS: regions.join(','),
-              MERIDIAN_GLOBAL_BLOB_URL: globalBlob?.url,
+              MERIDIAN_GLOBAL_BLOB_URL: globalUrl,
               DEVHOST_PORT: '0',
               PORT: undefined,
             },
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
         : {}),
     });
     for (const c of children) say(`boundary ${c.boundary} (${c.regions.join(', ')}): ${c.url}`);
+    globalBlob = await launched.ready;
     say(`shared documents (global Azurite ${AZURITE_GLOBAL_ACCOUNT}): ${globalBlob.url}`);
     say(`Meridian front door listening on ${frontDoor.url}`);
   } catch (err) {
