@@ -5,6 +5,7 @@
  */
 import { app } from '@azure/functions';
 import { getDeps } from '../src/composition';
+import './chat';
 import './documents';
 import './health';
 import './indexing';

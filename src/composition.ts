@@ -36,7 +36,7 @@ import { LocalSearchIndex } from './adapters/local/search-index';
 import { SqliteEmbeddingCache } from './adapters/local/sqlite-embedding-cache';
 import { LocalTextExtractor } from './adapters/local/text-extractor';
 import { countTokens } from './adapters/local/token-counter';
-import { LocalUseEmbedder } from './adapters/local/use-embedder';
+import { LocalUseEmbedder, USE_DIMENSIONS } from './adapters/local/use-embedder';
 import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
@@ -44,6 +44,9 @@ import { DevTokenVerifier } from './adapters/local/dev-token-verifier';
 import { LocalChatModel } from './adapters/local/local-chat-model';
 import { AzureOpenAiChatModel } from './adapters/azure/azure-openai-chat-model';
 import { OpenAiCompatibleChatModel } from './adapters/openai/openai-chat-model';
+import { OpenAiCompatibleEmbedder } from './adapters/openai/openai-embedder';
+import { createRateLimiter, type RateLimiter } from './app/rate-limiter';
+import type { BudgetGuard } from './ports/budget';
 
 export interface Deps {
   config: Config;
@@ -73,7 +76,21 @@ export interface Deps {
    * the OpenAI-compatible endpoint of MERIDIAN_OPENAI_BASE_URL.
    */
   chat: ModelGateway;
+  /** The per-user limit every model-calling route shares (chat, session messages, evaluate). */
+  rateLimiter: RateLimiter;
+  /** Hard monthly budgets of model-calling routes. */
+  budget: BudgetGuard;
 }
+
+/**
+ * Allows every call and reads nothing: the budget guard until the usage ledger (issue 7)
+ * lands, when this becomes that ledger's guard (one line below in createDeps).
+ */
+export const allowAllBudget: BudgetGuard = {
+  async assertWithinBudget() {
+    // Nothing to check yet: no ledger on this branch.
+  },
+};
 
 export interface CreateDepsOptions {
   /** Where log lines go (stdout by default). */
@@ -176,7 +193,17 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
         index: new AzureSearchIndex({ endpoint: azure.searchEndpoints[r.name] as string, indexName: r.index, dimensions: 1536, credential: azureCredential(), clock }),
       }));
   } else {
-    const local = new LocalUseEmbedder();
+    const compatible = config.models.openAiCompatible;
+    // The local indexes hold USE vectors (512); an OpenAI-compatible model is asked for as many.
+    const local: Embedder = compatible?.embeddingModel
+      ? new OpenAiCompatibleEmbedder({
+          baseURL: compatible.baseUrl,
+          model: compatible.embeddingModel,
+          dimensions: USE_DIMENSIONS,
+          timeoutMs: config.models.timeoutMs,
+          ...(compatible.apiKey ? { apiKey: compatible.apiKey } : {}),
+        })
+      : new LocalUseEmbedder();
     embedder = createCachedEmbedder(local, new SqliteEmbeddingCache(path.join(config.dataDir, config.boundary, 'embeddings.sqlite')));
     searchIndexes = servedIndexes.map((r) => ({
       region: r.name,
@@ -233,6 +260,8 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     extractor: new LocalTextExtractor(),
     countTokens,
     chat,
+    rateLimiter: createRateLimiter({ clock, limit: config.http.rateLimitPerMinute, windowMs: 60_000 }),
+    budget: allowAllBudget,
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };
