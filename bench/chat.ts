@@ -163,6 +163,16 @@ async function loadCorpus(base: string, token: string): Promise<number> {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far (Linux, 100 ticks/s). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 const QUESTIONS = [
   'How many stores does the retail client want to roll out to',
   'What is the monthly cost estimate of the medium scale architecture',
@@ -237,8 +247,16 @@ async function main(): Promise<void> {
 
   if (WARMUP_MS > 0) await openLoop({ ratePerSecond: RATE, durationMs: WARMUP_MS, send: (at) => send(at) });
   measuring = true;
+  const cpu0 = { server: cpuSeconds(server.child.pid), fake: cpuSeconds(fake.child.pid), self: process.cpuUsage() };
   await openLoop({ ratePerSecond: RATE, durationMs: DURATION_MS, send: (at) => send(at) });
   measuring = false;
+  const selfCpu = process.cpuUsage(cpu0.self);
+  const cpu = {
+    serverCpuMsPerRequest: Math.round(((cpuSeconds(server.child.pid) - cpu0.server) * 1e6) / ((DURATION_MS / 1000) * RATE)) / 1000,
+    serverCoreUtilisation: Math.round(((cpuSeconds(server.child.pid) - cpu0.server) / (DURATION_MS / 1000)) * 100) / 100,
+    fakeCoreUtilisation: Math.round(((cpuSeconds(fake.child.pid) - cpu0.fake) / (DURATION_MS / 1000)) * 100) / 100,
+    loadGenCoreUtilisation: Math.round(((selfCpu.user + selfCpu.system) / 1e6 / (DURATION_MS / 1000)) * 100) / 100,
+  };
 
   const peak = peakRssOfPid(server.child.pid as number);
   const e2e = summarize(latencies);
@@ -265,6 +283,7 @@ async function main(): Promise<void> {
       overheadMs: overhead,
       e2eMs: e2e,
       serverPeakRssMiB: peak,
+      ...cpu,
       loadGenPeakRssMiB: peakRssMiB(),
       machine: machine(),
       loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
