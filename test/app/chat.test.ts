@@ -1,7 +1,8 @@
 import { InvocationContext } from '@azure/functions';
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { Readable } from 'node:stream';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAi, type FakeOpenAi } from '../../bench/lib/fake-openai';
 import { postChat, getConversation } from '../../functions/chat';
 import { createChat, CONVERSATIONS, USAGE, type CallContext, type ChatAnswer } from '../../src/app/chat';
 import { CATALOG } from '../../src/app/documents';
@@ -14,6 +15,7 @@ import type { ChatCompletion, ChatRequest, ChatStreamEvent } from '../../src/dom
 import { AppError } from '../../src/domain/errors';
 import type { Principal } from '../../src/domain/tenancy';
 import type { ChatModel } from '../../src/ports/chat-model';
+import type { SearchIndex } from '../../src/ports/search-index';
 import { setDepsForTesting, type Deps } from '../../src/composition';
 import { bearer } from '../helpers/tokens';
 import { testDeps } from '../helpers/deps';
@@ -379,5 +381,63 @@ describe('chat over HTTP handlers', () => {
     });
     const before = await post({ message: 'Is parental leave paid?' }, { accept: 'text/event-stream' }, 'carol');
     expect(before.res.status).toBe(503);
+  });
+});
+
+describe('chat against an OpenAI-compatible endpoint (the fake) with its embedder', () => {
+  let fake: FakeOpenAi | undefined;
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  it('embeds the question there (512 dims), streams, and records the usage the stream reported; falls back to the other index', async () => {
+    fake = await startFakeOpenAi({ chatDelayMs: 0, embeddingDelayMs: 0 });
+    const deps = testDeps({
+      MERIDIAN_OPENAI_BASE_URL: `${fake.url}/v1`,
+      MERIDIAN_OPENAI_MODEL: 'gpt-4o-mini',
+      MERIDIAN_OPENAI_EMBEDDING_MODEL: 'text-embedding-3-small',
+    });
+    await indexDocument(deps, acme.tenantId, 'dleave', 'leave-policy.md', 1, [
+      'Employees receive 28 days of paid annual leave per year.',
+    ]);
+    fake.enqueue('gpt-4o-mini', {
+      text: 'Employees receive 28 days of paid annual leave [1].',
+      usage: { promptTokens: 111, completionTokens: 22 },
+    });
+
+    // The serving region's index is down: retrieval falls back to the other index of the boundary.
+    const [primary, secondary] = deps.searchIndexes;
+    const failing = Object.assign(Object.create(primary!.index) as SearchIndex, {
+      search: () => Promise.reject(new Error('index down')),
+    });
+    const down: Deps['searchIndexes'][number] = { ...primary!, index: failing };
+    const chat = build(deps, deps.chat, {
+      retrieval: createRetrieval({
+        documents: deps.documents,
+        searchIndexes: [down, secondary!],
+        embedder: deps.embedder,
+        logger: deps.logger,
+      }),
+    });
+    const c = call();
+    const items = [];
+    for await (const item of chat.askStream(acme, { message: 'How many days of annual leave?' }, c)) items.push(item);
+    const done = items.at(-1);
+    expect(done?.type).toBe('done');
+    const answer = (done as { answer: ChatAnswer }).answer;
+    expect(answer.citations).toEqual([{ documentId: 'dleave', name: 'leave-policy.md', chunkId: 'dleave:1:0' }]);
+    expect(answer.usage).toEqual({ promptTokens: 111, completionTokens: 22, totalTokens: 133 });
+
+    const embeds = fake.requests.filter((r) => r.kind === 'embeddings');
+    expect(embeds.length).toBeGreaterThan(0);
+    expect(embeds.every((r) => (r.body as { dimensions?: number }).dimensions === 512)).toBe(true);
+    const chatCall = fake.requests.find((r) => r.kind === 'chat');
+    expect(chatCall?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+    expect((await usageOf(deps, acme.tenantId)).find((u) => u['id'] === `${c.invocationId}:1`)).toMatchObject({
+      promptTokens: 111,
+      completionTokens: 22,
+      source: 'chat',
+    });
+    await deps.documents.close();
   });
 });
