@@ -6,6 +6,7 @@
 import { app } from '@azure/functions';
 import { getDeps } from '../src/composition';
 import './audit';
+import './chat';
 import './documents';
 import './health';
 import './indexing';

@@ -11,6 +11,7 @@ import { createAuthenticator, createTenantDirectory, type Authenticator, type Te
 import { createHealthRegistry, type HealthRegistry } from './app/health';
 import { createJsonLogger } from './app/logging';
 import { createModelGateway, deploymentsInBoundary, type ModelGateway } from './app/model-gateway';
+import { createBudgetGuard } from './app/usage-ledger';
 import { createStoredSecurityEventSink, SECURITY_EVENTS_CONTAINER } from './app/security-events';
 import { loadConfig, type Config } from './config';
 import type { BlobStore } from './ports/blob-store';
@@ -38,7 +39,7 @@ import { LocalSearchIndex } from './adapters/local/search-index';
 import { SqliteEmbeddingCache } from './adapters/local/sqlite-embedding-cache';
 import { LocalTextExtractor } from './adapters/local/text-extractor';
 import { countTokens } from './adapters/local/token-counter';
-import { LocalUseEmbedder } from './adapters/local/use-embedder';
+import { LocalUseEmbedder, USE_DIMENSIONS } from './adapters/local/use-embedder';
 import { openLocalServiceBus } from './adapters/local/service-bus';
 import { AZURITE_DEV_KEY, AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from './adapters/local/azurite';
 import { LocalClock } from './adapters/local/clock';
@@ -46,6 +47,9 @@ import { DevTokenVerifier } from './adapters/local/dev-token-verifier';
 import { LocalChatModel } from './adapters/local/local-chat-model';
 import { AzureOpenAiChatModel } from './adapters/azure/azure-openai-chat-model';
 import { OpenAiCompatibleChatModel } from './adapters/openai/openai-chat-model';
+import { OpenAiCompatibleEmbedder } from './adapters/openai/openai-embedder';
+import { createRateLimiter, type RateLimiter } from './app/rate-limiter';
+import type { BudgetGuard } from './ports/budget';
 
 /** API.md: 403 refusals are kept 30 days (the container's default TTL). */
 const SECURITY_EVENT_TTL_SECONDS = 30 * 24 * 3600;
@@ -78,6 +82,16 @@ export interface Deps {
    * the OpenAI-compatible endpoint of MERIDIAN_OPENAI_BASE_URL.
    */
   chat: ModelGateway;
+  /** The per-user limit every model-calling route shares (chat, session messages, evaluate). */
+  rateLimiter: RateLimiter;
+  /** Hard monthly budgets of model-calling routes. */
+  budget: BudgetGuard;
+}
+
+/** The `BudgetGuard` port over the usage ledger's monthly totals (hard enforcement only). */
+function ledgerBudget(documents: DocumentStore, clock: Clock, directory: TenantDirectory): BudgetGuard {
+  const guard = createBudgetGuard({ documents, clock, directory });
+  return { assertWithinBudget: (tenant) => guard.assertWithinBudget(tenant.tenantId) };
 }
 
 export interface CreateDepsOptions {
@@ -181,7 +195,17 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
         index: new AzureSearchIndex({ endpoint: azure.searchEndpoints[r.name] as string, indexName: r.index, dimensions: 1536, credential: azureCredential(), clock }),
       }));
   } else {
-    const local = new LocalUseEmbedder();
+    const compatible = config.models.openAiCompatible;
+    // The local indexes hold USE vectors (512); an OpenAI-compatible model is asked for as many.
+    const local: Embedder = compatible?.embeddingModel
+      ? new OpenAiCompatibleEmbedder({
+          baseURL: compatible.baseUrl,
+          model: compatible.embeddingModel,
+          dimensions: USE_DIMENSIONS,
+          timeoutMs: config.models.timeoutMs,
+          ...(compatible.apiKey ? { apiKey: compatible.apiKey } : {}),
+        })
+      : new LocalUseEmbedder();
     embedder = createCachedEmbedder(local, new SqliteEmbeddingCache(path.join(config.dataDir, config.boundary, 'embeddings.sqlite')));
     searchIndexes = servedIndexes.map((r) => ({
       region: r.name,
@@ -233,6 +257,8 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     extractor: new LocalTextExtractor(),
     countTokens,
     chat,
+    rateLimiter: createRateLimiter({ clock, limit: config.http.rateLimitPerMinute, windowMs: 60_000 }),
+    budget: ledgerBudget(documents, clock, directory),
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };

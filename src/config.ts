@@ -184,8 +184,10 @@ export interface Config {
   /** Model calls: per-attempt timeout; locally, an optional OpenAI-compatible endpoint. */
   models: {
     timeoutMs: number;
-    openAiCompatible?: { baseUrl: string; apiKey?: string; model?: string };
+    openAiCompatible?: { baseUrl: string; apiKey?: string; model?: string; embeddingModel?: string };
   };
+  /** Chat: response cache lifetime. */
+  chat: { cacheTtlSeconds: number };
   /** Azure endpoints; absent in local mode, where devhost provides local ones. */
   azure?: {
     cosmosEndpoint: string;
@@ -295,6 +297,14 @@ const envSchema = z.object({
   MERIDIAN_OPENAI_API_KEY: z.string().min(1).optional(),
   /** The model name that endpoint expects (default: each deployment's configured model). */
   MERIDIAN_OPENAI_MODEL: z.string().min(1).optional(),
+  /**
+   * Local mode: also embed (questions and chunks) at MERIDIAN_OPENAI_BASE_URL with this model,
+   * asking for 512 dimensions so the local indexes keep their vector size. Unset: the local
+   * Universal Sentence Encoder embeds.
+   */
+  MERIDIAN_OPENAI_EMBEDDING_MODEL: z.string().min(1).optional(),
+  /** How long a cached chat answer may be served (seconds). */
+  MERIDIAN_CHAT_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86400).optional(),
   /** Per-attempt timeout of a model call, ms. */
   MERIDIAN_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
 });
@@ -433,10 +443,12 @@ export function loadConfig(env: Env): Config {
               baseUrl: e.MERIDIAN_OPENAI_BASE_URL,
               ...(e.MERIDIAN_OPENAI_API_KEY ? { apiKey: e.MERIDIAN_OPENAI_API_KEY } : {}),
               ...(e.MERIDIAN_OPENAI_MODEL ? { model: e.MERIDIAN_OPENAI_MODEL } : {}),
+              ...(e.MERIDIAN_OPENAI_EMBEDDING_MODEL ? { embeddingModel: e.MERIDIAN_OPENAI_EMBEDDING_MODEL } : {}),
             },
           }
         : {}),
     },
+    chat: { cacheTtlSeconds: e.MERIDIAN_CHAT_CACHE_TTL_SECONDS ?? 3600 },
     ...(azure ? { azure } : {}),
     ...(mode === 'local'
       ? {

@@ -59,7 +59,7 @@ export class AzureOpenAiEmbedder implements Embedder {
         const res = await this.client.embeddings.create({ model: this.options.deployment, input, encoding_format: 'float' });
         data = res.data;
       } catch (err) {
-        throw translate(err, this.options.deployment);
+        throw translateEmbeddingError(err, this.options.deployment);
       }
       if (data.length !== input.length) {
         throw new AppError('unavailable', `embeddings deployment ${this.options.deployment} returned ${data.length} vectors for ${input.length} inputs`);
@@ -92,7 +92,7 @@ export function retryAfterSeconds(headers: Headers | undefined, now: number = Da
   return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - now) / 1000));
 }
 
-function translate(err: unknown, deployment: string): AppError {
+export function translateEmbeddingError(err: unknown, deployment: string): AppError {
   if (err instanceof APIConnectionTimeoutError) return new AppError('unavailable', `embeddings deployment ${deployment} timed out`, { cause: err });
   if (err instanceof APIConnectionError) return new AppError('unavailable', `embeddings deployment ${deployment} is unreachable`, { cause: err });
   if (err instanceof APIError) {

@@ -1,0 +1,80 @@
+/**
+ * `Embedder` over an OpenAI-compatible endpoint (`POST {baseURL}/embeddings`): OpenAI, Ollama,
+ * or the benchmark's fake. Local mode only (MERIDIAN_OPENAI_EMBEDDING_MODEL). It asks for
+ * `dimensions` explicitly (text-embedding-3 models shorten their vectors on request) so the
+ * local indexes keep their 512-dimension vectors, and checks every vector's length: an
+ * endpoint that ignores `dimensions` fails loudly instead of corrupting an index.
+ * SDK retries are off, as everywhere: the caller's policy decides.
+ */
+import OpenAI from 'openai';
+import { AppError } from '../../domain/errors';
+import type { Embedder } from '../../ports/embedder';
+import { translateEmbeddingError } from '../azure/azure-openai-embedder';
+
+export interface OpenAiCompatibleEmbedderOptions {
+  baseURL: string;
+  apiKey?: string;
+  model: string;
+  dimensions: number;
+  batchSize?: number;
+  timeoutMs?: number;
+}
+
+export class OpenAiCompatibleEmbedder implements Embedder {
+  readonly dimensions: number;
+  readonly model: string;
+  private readonly client: OpenAI;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: OpenAiCompatibleEmbedderOptions) {
+    this.dimensions = options.dimensions;
+    this.model = `${options.model}@${options.dimensions} (openai-compatible)`;
+    this.batchSize = Math.min(2048, Math.max(1, options.batchSize ?? 256));
+    this.client = new OpenAI({
+      baseURL: options.baseURL,
+      apiKey: options.apiKey ?? 'not-needed',
+      maxRetries: 0,
+      timeout: options.timeoutMs ?? 30_000,
+    });
+  }
+
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < texts.length; i += this.batchSize) {
+      const input = texts.slice(i, i + this.batchSize).map((t) => (t === '' ? ' ' : t));
+      let data: { index: number; embedding: number[] }[];
+      try {
+        const res = await this.client.embeddings.create({
+          model: this.options.model,
+          input,
+          dimensions: this.dimensions,
+          encoding_format: 'float',
+        });
+        data = res.data;
+      } catch (err) {
+        throw translateEmbeddingError(err, this.options.model);
+      }
+      if (data.length !== input.length) {
+        throw new AppError(
+          'unavailable',
+          `embeddings model ${this.options.model} returned ${data.length} vectors for ${input.length} inputs`,
+        );
+      }
+      for (const d of [...data].sort((a, b) => a.index - b.index)) {
+        if (!Array.isArray(d.embedding) || d.embedding.length !== this.dimensions) {
+          throw new AppError(
+            'unavailable',
+            `embeddings model ${this.options.model} returned ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, expected ${this.dimensions}`,
+          );
+        }
+        out.push(Float32Array.from(d.embedding));
+      }
+    }
+    return out;
+  }
+
+  async check(): Promise<string> {
+    await this.embed(['health check']);
+    return this.model;
+  }
+}
