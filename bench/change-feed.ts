@@ -23,7 +23,7 @@ import {
   startChangeFeedProcessor,
 } from '../src/adapters/local/change-feed-processor';
 import { SqliteDocumentStore, SQLITE_PRAGMAS } from '../src/adapters/local/sqlite-document-store';
-import { peakRssKiB, summary } from './stats';
+import { peakRssKiB, summary } from './lib/stats';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { loadCatalog } from '../src/config';
 import { SqliteDocumentStore, SQLITE_PRAGMAS } from '../src/adapters/local/sqlite-document-store';
-import { peakRssKiB, summary } from './stats';
+import { peakRssKiB, summary } from './lib/stats';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -22,7 +22,7 @@ import { createJsonLogger } from '../src/app/logging';
 import { createUsageLedger, ledgerIdOf, type LedgerDocument } from '../src/app/usage-ledger';
 import { loadCatalog } from '../src/config';
 import type { Item } from '../src/ports/document-store';
-import { peakRssKiB, summary } from './stats';
+import { peakRssKiB, summary } from './lib/stats';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

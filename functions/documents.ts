@@ -7,7 +7,8 @@ import { authenticated, json } from './lib/http';
 import { pageOptions, strictQuery } from './lib/query';
 
 let documents: Documents | undefined;
-function useCase(): Documents {
+/** The documents use case over this process's deps (also publishes for the sweeps). */
+export function useCase(): Documents {
   if (!documents) {
     const deps = getDeps();
     documents = createDocuments({

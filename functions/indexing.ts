@@ -4,7 +4,7 @@
  * index sweeps per staleness tier, and index status.
  */
 import { app, type InvocationContext } from '@azure/functions';
-import { createDocuments } from '../src/app/documents';
+import { useCase as documentsUseCase } from './documents';
 import { createIndexer, type Indexer } from '../src/app/indexer';
 import { createRetrieval, type Retrieval } from '../src/app/search';
 import { createSweeps, type Sweeps } from '../src/app/sweeps';
@@ -49,14 +49,7 @@ const useSweeps = () =>
   (sweeps ??= createSweeps({
     documents: deps.documents,
     searchIndexes: deps.searchIndexes,
-    publisher: createDocuments({
-      documents: deps.documents,
-      events: deps.events,
-      clock: deps.clock,
-      logger: deps.logger,
-      boundary: deps.config.boundary,
-      maxDocumentBytes: deps.config.http.maxDocumentBytes,
-    }),
+    publisher: documentsUseCase(),
     clock: deps.clock,
     logger: deps.logger,
     boundary: deps.config.boundary,

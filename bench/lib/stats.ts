@@ -1,7 +1,7 @@
 /** Small helpers shared by the benchmarks: percentiles, peak RSS, open-loop scheduling. */
 import { readFileSync } from 'node:fs';
 
-export function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] as number;
@@ -70,4 +70,16 @@ export async function openLoop(options: {
 export function machine(): string {
   const os = require('node:os') as typeof import('node:os');
   return `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+/** p50/p95/p99/max rounded to `digits` (the shape the store, feed and ledger benchmarks print). */
+export function summary(values: number[], digits = 3): { p50: number; p95: number; p99: number; max: number } {
+  const { p50, p95, p99, max } = summarize(values);
+  const round = (v: number): number => Number(v.toFixed(digits));
+  return { p50: round(p50), p95: round(p95), p99: round(p99), max: round(max) };
+}
+
+/** Peak resident set size of this process in KiB. */
+export function peakRssKiB(): number {
+  return process.resourceUsage().maxRSS;
 }

@@ -76,21 +76,8 @@ export interface ConversationItem {
   [property: string]: unknown;
 }
 
-/** One usage event per model call (API.md "Usage event"); `id` is the exactly-once key. */
-export interface UsageEvent {
-  id: string;
-  tenantId: string;
-  userId: string;
-  requestId: string;
-  region: string;
-  deployment: string;
-  source: 'chat' | 'session' | 'evaluation';
-  promptTokens: number;
-  completionTokens: number;
-  /** ISO 8601 (UTC). */
-  at: string;
-  [property: string]: unknown;
-}
+import type { UsageEvent } from '../domain/usage-ledger';
+export type { UsageEvent };
 
 /** The invocation a request runs in: ids for logs and the usage event's exactly-once key. */
 export interface CallContext {

@@ -18,6 +18,8 @@ export interface UsageEvent {
   completionTokens: number;
   /** ISO 8601; its UTC month is the ledger period. */
   at: string;
+  /** Stored as a document: system fields come back on reads. */
+  [property: string]: unknown;
 }
 
 export interface TokenCounts {
