@@ -7,9 +7,11 @@ import { app } from '@azure/functions';
 import { getDeps } from '../src/composition';
 import './audit';
 import './documents';
+import './evaluations';
 import './health';
 import './indexing';
 import './openapi';
+import './sessions';
 import './usage';
 import './usage-ledger';
 
