@@ -8,9 +8,11 @@ import { getDeps } from '../src/composition';
 import './audit';
 import './chat';
 import './documents';
+import './evaluations';
 import './health';
 import './indexing';
 import './openapi';
+import './sessions';
 import './usage';
 import './usage-ledger';
 

@@ -86,6 +86,14 @@ export interface Deps {
   rateLimiter: RateLimiter;
   /** Hard monthly budgets of model-calling routes. */
   budget: BudgetGuard;
+  /** The gateway over this boundary's `reasoning` deployments (evaluations), built like `chat`. */
+  reasoning: ModelGateway;
+  /**
+   * Who scores evaluation criteria: `model` (the reasoning gateway, JSON verdicts) or
+   * `local-heuristic` (src/domain/evaluation.ts) when the reasoning deployments are the local
+   * stand-in, which is no judge.
+   */
+  evaluator: 'model' | 'local-heuristic';
 }
 
 /** The `BudgetGuard` port over the usage ledger's monthly totals (hard enforcement only). */
@@ -230,8 +238,11 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     events = bus;
   }
 
-  const chat = createChatGateway(config, clock, azureCredential);
+  const chat = createGateway(config, clock, azureCredential, 'chat');
   health.register({ name: 'chat-models', boundary: config.boundary, required: false, run: () => chat.check() });
+  const reasoning = createGateway(config, clock, azureCredential, 'reasoning');
+  health.register({ name: 'reasoning-models', boundary: config.boundary, required: false, run: () => reasoning.check() });
+  const evaluator = config.mode === 'local' && !config.models.openAiCompatible ? 'local-heuristic' : 'model';
 
   const securityEvents: SecurityEventSink = createStoredSecurityEventSink({
     documents,
@@ -259,15 +270,22 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     chat,
     rateLimiter: createRateLimiter({ clock, limit: config.http.rateLimitPerMinute, windowMs: 60_000 }),
     budget: ledgerBudget(documents, clock, directory),
+    reasoning,
+    evaluator,
     ...(blobs ? { blobs } : {}),
     ...(sharedBlobs ? { sharedBlobs } : {}),
   };
 }
 
-/** The gateway over the served boundary's chat deployments, each built for the mode. */
-function createChatGateway(config: Config, clock: Clock, azureCredential: () => TokenCredential): ModelGateway {
+/** The gateway over the served boundary's deployments of one purpose, each built for the mode. */
+function createGateway(
+  config: Config,
+  clock: Clock,
+  azureCredential: () => TokenCredential,
+  purpose: 'chat' | 'reasoning',
+): ModelGateway {
   const boundaryOf = (region: string): string | undefined => config.regions.find((r) => r.name === region)?.boundary;
-  const configured = deploymentsInBoundary(config.deployments, boundaryOf, config.boundary, 'chat');
+  const configured = deploymentsInBoundary(config.deployments, boundaryOf, config.boundary, purpose);
   const compatible = config.models.openAiCompatible;
   return createModelGateway({
     servingRegion: config.region,

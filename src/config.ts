@@ -4,9 +4,10 @@
  * misconfigured app fails at start instead of on its first request. `process.env` is read
  * nowhere else in src/ or functions/.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { catalogProblems, rubricSchema, scenarioSchema, type Rubric, type Scenario } from './domain/coaching';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -174,6 +175,14 @@ export interface Config {
   boundaries: string[];
   topology: TopologyFile;
   deployments: DeploymentConfig[];
+  /** Coaching scenarios and evaluation rubrics (config/scenarios, config/rubrics). */
+  scenarios: Scenario[];
+  rubrics: Rubric[];
+  /**
+   * Base URL of each region's app (`MERIDIAN_REGION_URLS`), for the 307 that sends a request
+   * for a durable instance to its home region. Regions served by this process need none.
+   */
+  regionUrls: Record<string, string>;
   tenants: TenantConfig[];
   operatorTenantId: string;
   auth: AuthConfig;
@@ -247,6 +256,19 @@ export interface Catalog {
   boundaries: string[];
   topology: TopologyFile;
   deployments: DeploymentConfig[];
+  /** Coaching scenarios (config/scenarios/*.json). */
+  scenarios: Scenario[];
+  /** Evaluation rubrics (config/rubrics/*.json). */
+  rubrics: Rubric[];
+}
+
+/** Every `*.json` of a config subfolder, validated (none when the folder is absent). */
+function readJsonDir<T>(dir: string, schema: z.ZodType<T>): T[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => readJson(path.join(dir, f), schema));
 }
 
 export function loadCatalog(configDir: string = findConfigDir()): Catalog {
@@ -264,8 +286,11 @@ export function loadCatalog(configDir: string = findConfigDir()): Catalog {
   for (const d of deployments) {
     if (!known.has(d.region)) problems.push(`deployments.json: deployment ${d.deployment} names unknown region ${d.region}`);
   }
+  const scenarios = readJsonDir(path.join(configDir, 'scenarios'), scenarioSchema);
+  const rubrics = readJsonDir(path.join(configDir, 'rubrics'), rubricSchema);
+  problems.push(...catalogProblems(scenarios, rubrics));
   if (problems.length) throw new ConfigError(problems.join('; '));
-  return { regions, boundaries: regionsFile.boundaries.map((b) => b.name), topology, deployments };
+  return { regions, boundaries: regionsFile.boundaries.map((b) => b.name), topology, deployments, scenarios, rubrics };
 }
 
 const envSchema = z.object({
@@ -307,7 +332,24 @@ const envSchema = z.object({
   MERIDIAN_CHAT_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86400).optional(),
   /** Per-attempt timeout of a model call, ms. */
   MERIDIAN_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
+  /** `region=https://...,region=https://...`: each region's app, for 307s to a durable instance's home. */
+  MERIDIAN_REGION_URLS: z.string().optional(),
 });
+
+function parseRegionUrls(value: string | undefined, catalog: Catalog, problems: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (value ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    const region = pair.slice(0, at).trim();
+    const url = pair.slice(at + 1).trim();
+    if (at <= 0 || !catalog.regions.some((r) => r.name === region) || !/^https?:\/\/[^\s]+$/.test(url)) {
+      problems.push(`MERIDIAN_REGION_URLS: '${pair}' is not <known region>=<http(s) url>`);
+      continue;
+    }
+    out[region] = url.replace(/\/+$/, '');
+  }
+  return out;
+}
 
 /** Which mode an environment selects: azure whenever running in Azure (WEBSITE_INSTANCE_ID). */
 export function modeOf(env: Env): Mode {
@@ -412,6 +454,7 @@ export function loadConfig(env: Env): Config {
     auth.devSecret = e.AUTH_DEV_SECRET ?? LOCAL_DEV_SECRET;
     if (auth.devSecret.length < 32) problems.push('AUTH_DEV_SECRET must be at least 32 characters');
   }
+  const regionUrls = parseRegionUrls(e.MERIDIAN_REGION_URLS, catalog, problems);
   if (problems.length) throw new ConfigError(problems.join('; '));
 
   return {
@@ -424,6 +467,9 @@ export function loadConfig(env: Env): Config {
     boundaries: catalog.boundaries,
     topology: catalog.topology,
     deployments: catalog.deployments,
+    scenarios: catalog.scenarios,
+    rubrics: catalog.rubrics,
+    regionUrls,
     tenants,
     operatorTenantId,
     auth,

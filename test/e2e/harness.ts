@@ -18,10 +18,17 @@ export interface RunningSystem {
   stop(): Promise<number | null>;
 }
 
-export async function startSystem(env: Record<string, string> = {}, timeoutMs = 90_000): Promise<RunningSystem> {
+export interface StartOptions {
+  /** Reuse this data dir (a restart) instead of a new temporary one. */
+  dataDir?: string;
+  /** Leave the data dir on stop (to start again on it); the caller removes it. */
+  keepDataDir?: boolean;
+}
+
+export async function startSystem(env: Record<string, string> = {}, timeoutMs = 90_000, options: StartOptions = {}): Promise<RunningSystem> {
   const main = path.join(ROOT, 'dist/devhost/main.js');
   if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` (npm test does) before e2e tests');
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-e2e-'));
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'meridian-e2e-'));
   const child = spawn(process.execPath, [main], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', MERIDIAN_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
@@ -55,7 +62,7 @@ export async function startSystem(env: Record<string, string> = {}, timeoutMs = 
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });
       return code;
     },
   };

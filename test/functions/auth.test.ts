@@ -77,7 +77,7 @@ describe('bearer authentication at the HTTP edge', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'ok', region: 'westeurope', boundary: 'eu' });
     const checks = (res.body as { checks: { name: string; boundary: string; status: string }[] }).checks;
-    expect(checks.map((c) => `${c.name}/${c.boundary}/${c.status}`).sort()).toEqual(['chat-models/eu/ok', 'document-store/eu/ok', 'search:meridian-westeurope/eu/ok', 'service-bus/global/ok']);
+    expect(checks.map((c) => `${c.name}/${c.boundary}/${c.status}`).sort()).toEqual(['chat-models/eu/ok', 'document-store/eu/ok', 'reasoning-models/eu/ok', 'search:meridian-westeurope/eu/ok', 'service-bus/global/ok']);
   });
 
   it('keeps a valid client request id and replaces an unsafe one', async () => {

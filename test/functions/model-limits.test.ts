@@ -1,0 +1,21 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { guardModelCall } from '../../functions/lib/model-limits';
+import { setDepsForTesting } from '../../src/composition';
+import type { Principal } from '../../src/domain/tenancy';
+import { testDeps } from '../helpers/deps';
+
+afterEach(() => setDepsForTesting(undefined));
+
+describe('model-calling routes share one per-user limit (API.md)', () => {
+  it('counts session/evaluate calls and chat calls against the same limiter', async () => {
+    const deps = testDeps({ MERIDIAN_RATE_LIMIT_PER_MINUTE: '3' });
+    const alice: Principal = { tenantId: 'tenant-acme-corp', userId: 'alice', roles: [], boundary: 'us' };
+    await guardModelCall(deps, alice);
+    await guardModelCall(deps, alice);
+    // A chat request takes from the same limiter (src/app/chat.ts uses deps.rateLimiter with this key).
+    expect(deps.rateLimiter.take('tenant-acme-corp/alice').allowed).toBe(true);
+    await expect(guardModelCall(deps, alice)).rejects.toMatchObject({ code: 'rate_limited' });
+    // Another user has their own budget of calls.
+    await expect(guardModelCall(deps, { ...alice, userId: 'bob' })).resolves.toBeUndefined();
+  });
+});
