@@ -28,6 +28,8 @@ const SESSIONS = arg('sessions', 1200);
 const INTERVAL = arg('interval-ms', 3000);
 const DURATION = arg('duration', 60) * 1000;
 const MODEL_MS = arg('model-delay-ms', 200);
+/** `--profile-dir <dir>`: CPU-profile the processes (the boundary devhost inherits it through fork). */
+const PROFILE_DIR = process.argv.includes('--profile-dir') ? process.argv[process.argv.indexOf('--profile-dir') + 1] : undefined;
 const ROOT = path.resolve(__dirname, '../..');
 
 async function main(): Promise<void> {
@@ -38,7 +40,8 @@ async function main(): Promise<void> {
       deployment === 'o4-mini' ? '{"score":0.7,"rationale":"Benchmark verdict."}' : 'That is a fair point. What would you suggest as a next step?',
   });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-sessions-'));
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/devhost/main.js')], {
+  const profiling = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profiling, path.join(ROOT, 'dist/devhost/main.js')], {
     cwd: ROOT,
     env: {
       ...process.env,
