@@ -20,6 +20,7 @@
  */
 import { z } from 'zod';
 import type { Criterion, Rubric } from './coaching';
+import { termsOf } from './terms';
 
 export type EvaluationStatus = 'running' | 'completed' | 'failed';
 
@@ -97,32 +98,6 @@ export function overallOf(verdicts: readonly { id: string; score: number; failed
 }
 
 // ------------------------------------------------------------------ local evaluator
-
-const STOP = new Set(
-  (
-    'a an and are as at be been but by can could did do does for from had has have how i if in into is it its me my ' +
-    'no not of on or our please should so than that the their them then there these they this those to us was ' +
-    'we were what when where which who whom why will with would you your about any all also get got just more most much ' +
-    'some such only own same too very'
-  ).split(' '),
-);
-
-export function termsOf(text: string): string[] {
-  const out: string[] = [];
-  for (const raw of text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
-    if (STOP.has(raw) || (raw.length < 2 && !/\d/.test(raw))) continue;
-    out.push(stem(raw));
-  }
-  return out;
-}
-
-function stem(w: string): string {
-  if (w.length > 4 && w.endsWith('ies')) return `${w.slice(0, -3)}y`;
-  if (w.length > 5 && w.endsWith('ing')) return w.slice(0, -3);
-  if (w.length > 4 && w.endsWith('ed')) return w.slice(0, -2);
-  if (w.length > 3 && w.endsWith('s') && !w.endsWith('ss')) return w.slice(0, -1);
-  return w;
-}
 
 export function sentencesOf(text: string): string[] {
   return text

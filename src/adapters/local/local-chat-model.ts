@@ -31,6 +31,7 @@ import {
   type ModelInfo,
 } from '../../domain/chat';
 import type { ChatModel } from '../../ports/chat-model';
+import { STOP_WORDS, termsOf as sharedTermsOf } from '../../domain/terms';
 
 export const LOCAL_MODEL_NAME = 'meridian-local-extractive';
 export const NOT_IN_DOCUMENTS = 'The documents available to me do not contain an answer to this question.';
@@ -38,31 +39,12 @@ const WORDS_PER_DELTA = 3;
 const MAX_PASSAGES = 3;
 const MAX_SENTENCE_CHARS = 400;
 
-const STOP_WORDS = new Set(
-  (
-    'a an and are as at be been but by can could did do does for from had has have how i if in into is it its me my ' +
-    'no not of on or our please should so tell than that the their them then there these they this those to us was ' +
-    'we were what when where which who whom why will with would you your about any all also get got just more most much ' +
-    'some such only own same too very'
-  ).split(' '),
-);
+/** The answerer also ignores "tell" ("tell me about…"). */
+const ANSWER_STOP_WORDS: ReadonlySet<string> = new Set([...STOP_WORDS, 'tell']);
 
 /** Lower-cased content words with light suffix stripping ("policies" → "policy", "days" → "day"). */
 export function termsOf(text: string): string[] {
-  const out: string[] = [];
-  for (const raw of text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
-    if (STOP_WORDS.has(raw) || (raw.length < 2 && !/\d/.test(raw))) continue;
-    out.push(stem(raw));
-  }
-  return out;
-}
-
-function stem(w: string): string {
-  if (w.length > 4 && w.endsWith('ies')) return `${w.slice(0, -3)}y`;
-  if (w.length > 5 && w.endsWith('ing')) return w.slice(0, -3);
-  if (w.length > 4 && w.endsWith('ed')) return w.slice(0, -2);
-  if (w.length > 3 && w.endsWith('s') && !w.endsWith('ss')) return w.slice(0, -1);
-  return w;
+  return sharedTermsOf(text, ANSWER_STOP_WORDS);
 }
 
 function sentencesOf(text: string): string[] {
