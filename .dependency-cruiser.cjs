@@ -12,7 +12,15 @@ module.exports = {
       severity: 'error',
       comment: 'src/domain is pure rules and types: no SDKs, no I/O, no other layer.',
       from: { path: '^src/domain' },
-      to: { path: ['^src/(app|ports|adapters)', '^src/composition', 'node_modules/(@azure|openai)', '^(fs|http|https|net|child_process)$', '^node:'] },
+      to: {
+        path: [
+          '^src/(app|ports|adapters)',
+          '^src/composition',
+          'node_modules/(@azure|openai)',
+          '^(fs|http|https|net|child_process)$',
+          '^node:',
+        ],
+      },
     },
     {
       name: 'app-has-no-adapters-or-sdks',

@@ -5,7 +5,20 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.data/**', 'test/fixtures/**', 'test/**/fixtures/**', 'bench/*.js', 'bench/results/**', '**/*.mjs', '**/*.cjs'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      '.data/**',
+      'test/fixtures/**',
+      'test/**/fixtures/**',
+      'bench/*.js',
+      'bench/results/**',
+      '**/*.mjs',
+      '**/*.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -23,7 +36,10 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
       'no-restricted-syntax': [
         'error',
-        { selector: "MemberExpression[object.name='process'][property.name='env']", message: 'Read settings through loadConfig (src/config.ts).' },
+        {
+          selector: "MemberExpression[object.name='process'][property.name='env']",
+          message: 'Read settings through loadConfig (src/config.ts).',
+        },
       ],
     },
   },
@@ -40,8 +56,14 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'path', 'http', 'https', 'crypto', 'os', 'child_process'], message: 'Orchestrators do no I/O.' },
-            { group: ['**/adapters/**', '@azure/*', 'openai'], message: 'Orchestrators call activities, never adapters or SDKs.' },
+            {
+              group: ['node:*', 'fs', 'path', 'http', 'https', 'crypto', 'os', 'child_process'],
+              message: 'Orchestrators do no I/O.',
+            },
+            {
+              group: ['**/adapters/**', '@azure/*', 'openai'],
+              message: 'Orchestrators call activities, never adapters or SDKs.',
+            },
           ],
         },
       ],

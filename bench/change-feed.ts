@@ -73,7 +73,11 @@ async function consume(store: SqliteDocumentStore, ready: () => void, expectedTo
   return { delivered: lags.length, distinct: seen.size, batches, lagMs: summary(lags, 1), peakRssKiB: peakRssKiB() };
 }
 
-async function write(store: SqliteDocumentStore, rate: number, seconds: number): Promise<{ written: number; lateWritesMs: ReturnType<typeof summary> }> {
+async function write(
+  store: SqliteDocumentStore,
+  rate: number,
+  seconds: number,
+): Promise<{ written: number; lateWritesMs: ReturnType<typeof summary> }> {
   const total = Math.round(rate * seconds);
   const late: number[] = [];
   const t0 = Date.now() + 50;
@@ -116,10 +120,13 @@ async function main(): Promise<void> {
   const file = path.join(dir, 'us', 'documents.sqlite');
   // Created before the consumer starts, so two processes never race to create the schema.
   const writerStore = openStore(file);
-  const guard = setTimeout(() => {
-    console.error('change-feed bench: timed out');
-    process.exit(2);
-  }, (seconds + 60) * 1000);
+  const guard = setTimeout(
+    () => {
+      console.error('change-feed bench: timed out');
+      process.exit(2);
+    },
+    (seconds + 60) * 1000,
+  );
   try {
     let consumer: Promise<ConsumerResult>;
     let sendTotal: (n: number) => void;
@@ -147,7 +154,9 @@ async function main(): Promise<void> {
     console.log(
       JSON.stringify({
         bench: 'change-feed.lag',
-        consumer: sameProcess ? 'same process, same store object (wake on write)' : 'second process (own SQLite connection, polling)',
+        consumer: sameProcess
+          ? 'same process, same store object (wake on write)'
+          : 'second process (own SQLite connection, polling)',
         ratePerSecond: rate,
         seconds,
         written: writer.written,

@@ -166,7 +166,9 @@ async function loadCorpus(base: string, token: string): Promise<number> {
 /** CPU seconds (user + system) a process has used so far (Linux, 100 ticks/s). */
 function cpuSeconds(pid: number | undefined): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
@@ -252,7 +254,8 @@ async function main(): Promise<void> {
   measuring = false;
   const selfCpu = process.cpuUsage(cpu0.self);
   const cpu = {
-    serverCpuMsPerRequest: Math.round(((cpuSeconds(server.child.pid) - cpu0.server) * 1e6) / ((DURATION_MS / 1000) * RATE)) / 1000,
+    serverCpuMsPerRequest:
+      Math.round(((cpuSeconds(server.child.pid) - cpu0.server) * 1e6) / ((DURATION_MS / 1000) * RATE)) / 1000,
     serverCoreUtilisation: Math.round(((cpuSeconds(server.child.pid) - cpu0.server) / (DURATION_MS / 1000)) * 100) / 100,
     fakeCoreUtilisation: Math.round(((cpuSeconds(fake.child.pid) - cpu0.fake) / (DURATION_MS / 1000)) * 100) / 100,
     loadGenCoreUtilisation: Math.round(((selfCpu.user + selfCpu.system) / 1e6 / (DURATION_MS / 1000)) * 100) / 100,

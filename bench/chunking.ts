@@ -28,7 +28,11 @@ async function main(): Promise<void> {
   const vectors = Array.from({ length: 1024 }, () => unitVector(rand, DIMS));
   const extractor = new LocalTextExtractor();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-chunking-'));
-  const index = new LocalSearchIndex({ file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'), name: 'meridian-eastus', dimensions: DIMS });
+  const index = new LocalSearchIndex({
+    file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'),
+    name: 'meridian-eastus',
+    dimensions: DIMS,
+  });
   try {
     // Chunking alone (extract + chunk).
     let chunks = 0;

@@ -72,7 +72,11 @@ async function main(): Promise<void> {
     activities: load.stats.activities,
     timersFired: load.stats.timersFired,
     /** One replay + applying its actions + its commit, measured with one invocation at a time. */
-    episodeOverheadMs: { p50: ms(isolated.stats.episodeMs.p50), p99: ms(isolated.stats.episodeMs.p99), samples: isolated.stats.episodeMs.count },
+    episodeOverheadMs: {
+      p50: ms(isolated.stats.episodeMs.p50),
+      p99: ms(isolated.stats.episodeMs.p99),
+      samples: isolated.stats.episodeMs.count,
+    },
     /** The same, measured under the load test (includes waiting behind the other 31 invocations). */
     episodeLatencyUnderLoadMs: { p50: ms(load.stats.episodeMs.p50), p99: ms(load.stats.episodeMs.p99) },
     maxRssKiB: process.resourceUsage().maxRSS,

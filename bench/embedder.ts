@@ -28,7 +28,9 @@ async function main(): Promise<void> {
   await embedder.embed(sentences);
   const sentenceSeconds = (performance.now() - t0) / 1000;
 
-  const chunks = corpusFiles().flatMap((f) => chunkDocument({ documentId: f.name, version: 1, text: repairMojibake(f.bytes.toString('utf8')) }, countTokens));
+  const chunks = corpusFiles().flatMap((f) =>
+    chunkDocument({ documentId: f.name, version: 1, text: repairMojibake(f.bytes.toString('utf8')) }, countTokens),
+  );
   const texts = chunks.map(embeddingText);
   t0 = performance.now();
   await embedder.embed(texts);

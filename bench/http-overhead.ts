@@ -13,7 +13,11 @@ import { parseArgs } from 'node:util';
 import { machine, openLoop, peakRssMiB, peakRssOfPid, summarize } from './lib/stats';
 
 const { values } = parseArgs({
-  options: { rate: { type: 'string', default: '1000' }, duration: { type: 'string', default: '20' }, warmup: { type: 'string', default: '3' } },
+  options: {
+    rate: { type: 'string', default: '1000' },
+    duration: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+  },
 });
 const RATE = Number(values.rate);
 const DURATION_MS = Number(values.duration) * 1000;

@@ -54,7 +54,11 @@ function event(phase: string, i: number): Item {
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-ledger-'));
   try {
-    const store = new SqliteDocumentStore({ path: path.join(dir, 'documents.sqlite'), containers: loadCatalog().topology.containers, clock });
+    const store = new SqliteDocumentStore({
+      path: path.join(dir, 'documents.sqlite'),
+      containers: loadCatalog().topology.containers,
+      clock,
+    });
     const ledger = createUsageLedger({
       documents: store,
       clock,
@@ -85,7 +89,8 @@ async function main(): Promise<void> {
     const mergeSeconds = (performance.now() - m0) / 1000;
     await p1.stop();
     let total = 0;
-    for (let t = 0; t < TENANTS; t++) total += (await store.read<LedgerDocument>('usage', `bench-tenant-${t}`, ledgerIdOf('2030-01')))?.events ?? 0;
+    for (let t = 0; t < TENANTS; t++)
+      total += (await store.read<LedgerDocument>('usage', `bench-tenant-${t}`, ledgerIdOf('2030-01')))?.events ?? 0;
     if (total !== N) throw new Error(`ledger holds ${total} events, expected ${N}`);
 
     // 2. lag at a steady rate

@@ -61,13 +61,21 @@ async function main(): Promise<void> {
     const buildSeconds = (performance.now() - buildStart) / 1000;
     const stats = await index.stats();
 
-    const qs = Array.from({ length: queries + 20 }, () => ({ text: pick().split(' ').slice(0, 8).join(' '), vector: unitVector(rand, DIMS) }));
+    const qs = Array.from({ length: queries + 20 }, () => ({
+      text: pick().split(' ').slice(0, 8).join(' '),
+      vector: unitVector(rand, DIMS),
+    }));
     const latencies: number[] = [];
     const hitCounts: number[] = [];
     for (let i = 0; i < qs.length; i++) {
       const q = qs[i] as { text: string; vector: Float32Array };
       const t0 = performance.now();
-      const hits = await index.search({ tenantIds: [tenants[0] as string, SHARED_TENANT], text: q.text, vector: q.vector, top: 5 });
+      const hits = await index.search({
+        tenantIds: [tenants[0] as string, SHARED_TENANT],
+        text: q.text,
+        vector: q.vector,
+        top: 5,
+      });
       const ms = performance.now() - t0;
       if (i >= 20) {
         latencies.push(ms);

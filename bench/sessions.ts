@@ -37,7 +37,9 @@ async function main(): Promise<void> {
     chatDelayMs: MODEL_MS,
     record: false,
     replyText: (deployment) =>
-      deployment === 'o4-mini' ? '{"score":0.7,"rationale":"Benchmark verdict."}' : 'That is a fair point. What would you suggest as a next step?',
+      deployment === 'o4-mini'
+        ? '{"score":0.7,"rationale":"Benchmark verdict."}'
+        : 'That is a fair point. What would you suggest as a next step?',
   });
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-sessions-'));
   const profiling = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
@@ -84,7 +86,9 @@ async function main(): Promise<void> {
     return undefined;
   };
 
-  const tokens = await Promise.all(Array.from({ length: SESSIONS }, (_, i) => mintDevToken({ tenant: 'tenant-acme-corp', user: `bench-${i}`, roles: [] })));
+  const tokens = await Promise.all(
+    Array.from({ length: SESSIONS }, (_, i) => mintDevToken({ tenant: 'tenant-acme-corp', user: `bench-${i}`, roles: [] })),
+  );
   const post = async (token: string, p: string, body?: unknown) => {
     const res = await fetch(`${url}${p}`, {
       method: 'POST',
@@ -96,7 +100,9 @@ async function main(): Promise<void> {
 
   const ids: string[] = [];
   for (let i = 0; i < SESSIONS; i += 50) {
-    const batch = await Promise.all(tokens.slice(i, i + 50).map((t) => post(t, '/api/sessions', { scenario: 'sales-discovery' })));
+    const batch = await Promise.all(
+      tokens.slice(i, i + 50).map((t) => post(t, '/api/sessions', { scenario: 'sales-discovery' })),
+    );
     for (const b of batch) {
       if (b.status !== 201) throw new Error(`start failed: ${JSON.stringify(b)}`);
       ids.push(b.body['sessionId'] as string);
@@ -120,22 +126,27 @@ async function main(): Promise<void> {
           return;
         }
         n += 1;
-        setTimeout(() => {
-          const start = Date.now();
-          inflight.push(
-            post(tokens[i] as string, `/api/sessions/${ids[i]}/messages`, { text: `What does step ${n} of your process look like?` })
-              .then((r) => {
-                if (r.status === 200) {
-                  ok[i] = (ok[i] as number) + 1;
-                  latencies.push(Date.now() - start);
-                } else errors[r.status] = (errors[r.status] ?? 0) + 1;
+        setTimeout(
+          () => {
+            const start = Date.now();
+            inflight.push(
+              post(tokens[i] as string, `/api/sessions/${ids[i]}/messages`, {
+                text: `What does step ${n} of your process look like?`,
               })
-              .catch((e: Error) => {
-                errors[e.message] = (errors[e.message] ?? 0) + 1;
-              }),
-          );
-          tick();
-        }, Math.max(0, at - Date.now()));
+                .then((r) => {
+                  if (r.status === 200) {
+                    ok[i] = (ok[i] as number) + 1;
+                    latencies.push(Date.now() - start);
+                  } else errors[r.status] = (errors[r.status] ?? 0) + 1;
+                })
+                .catch((e: Error) => {
+                  errors[e.message] = (errors[e.message] ?? 0) + 1;
+                }),
+            );
+            tick();
+          },
+          Math.max(0, at - Date.now()),
+        );
       };
       tick();
     }

@@ -34,7 +34,10 @@ async function once(): Promise<number> {
     child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
   });
   for (;;) {
-    const ok = await fetch(`${url}/api/healthz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/api/healthz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -49,7 +52,9 @@ async function main(): Promise<void> {
   const runs: number[] = [];
   for (let i = 0; i < Number(values.runs); i++) runs.push(Math.round(await once()));
   const s = summarize(runs);
-  process.stdout.write(`${JSON.stringify({ bench: 'startup', runsMs: runs, ...s, goal: 'healthz 200 within 10,000 ms', met: s.max <= 10_000, machine: machine() })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'startup', runsMs: runs, ...s, goal: 'healthz 200 within 10,000 ms', met: s.max <= 10_000, machine: machine() })}\n`,
+  );
 }
 
 void main();

@@ -18,7 +18,11 @@ import { machine, peakRssMiB, peakRssOfPid, summarize } from './lib/stats';
 
 const ROOT = path.resolve(__dirname, '../..');
 const { values } = parseArgs({
-  options: { docs: { type: 'string', default: '100' }, rate: { type: 'string', default: '1' }, size: { type: 'string', default: '5000' } },
+  options: {
+    docs: { type: 'string', default: '100' },
+    rate: { type: 'string', default: '1' },
+    size: { type: 'string', default: '5000' },
+  },
 });
 const DOCS = Number(values.docs);
 const RATE = Number(values.rate);
@@ -97,7 +101,9 @@ async function main(): Promise<void> {
       const body = (await s.json()) as { results?: { documentId: string }[] };
       if (body.results?.some((r) => r.documentId === documentId)) {
         latencies.push(performance.now() - scheduledAt);
-        const d = (await (await fetch(`${url}/api/documents/${documentId}`, { headers: { authorization: token } })).json()) as { chunks: number };
+        const d = (await (await fetch(`${url}/api/documents/${documentId}`, { headers: { authorization: token } })).json()) as {
+          chunks: number;
+        };
         chunks += d.chunks;
         return;
       }

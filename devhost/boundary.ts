@@ -64,7 +64,10 @@ export async function startBoundary(): Promise<BoundaryProcess> {
     // The boundary's Azurite starts while the app loads (its URL is known at once).
     let azuriteReady: Promise<RunningAzurite> | undefined;
     if (!env['MERIDIAN_BLOB_URL']) {
-      const launched = await launchAzurite({ account: azuriteAccountFor(boundary), location: path.join(dataDir, boundary, 'blob') });
+      const launched = await launchAzurite({
+        account: azuriteAccountFor(boundary),
+        location: path.join(dataDir, boundary, 'blob'),
+      });
       azuriteReady = launched.ready;
       stops.push(async () => (await launched.ready.catch(() => undefined))?.stop());
       env['MERIDIAN_BLOB_URL'] = launched.url;

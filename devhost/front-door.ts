@@ -61,8 +61,7 @@ export function boundaryFor(
   if (!hint?.tid) return undefined;
   const tenant = tenants.find((t) => t.tenantId === hint.tid);
   if (!tenant) return undefined;
-  const isPlatformAdmin =
-    hint.tid === operatorTenantId && Array.isArray(hint.roles) && hint.roles.includes('platform-admin');
+  const isPlatformAdmin = hint.tid === operatorTenantId && Array.isArray(hint.roles) && hint.roles.includes('platform-admin');
   if (isPlatformAdmin) {
     const target = url.searchParams.get('tenant');
     if (target) return tenants.find((t) => t.tenantId === target)?.boundary ?? tenant.boundary;
@@ -151,7 +150,9 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<Running
       return;
     }
     const now = await options.advanceClock(ms);
-    res.writeHead(200, { 'content-type': 'application/json', ...base }).end(JSON.stringify({ now, iso: new Date(now).toISOString() }));
+    res
+      .writeHead(200, { 'content-type': 'application/json', ...base })
+      .end(JSON.stringify({ now, iso: new Date(now).toISOString() }));
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -170,4 +171,3 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<Running
       }),
   };
 }
-

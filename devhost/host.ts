@@ -34,12 +34,7 @@ export interface InvocationResult {
   response: RpcInvocationResponse;
 }
 
-export type HostLog = (
-  level: RpcLogLevel,
-  category: RpcLogCategory,
-  message: string,
-  fields?: Record<string, unknown>,
-) => void;
+export type HostLog = (level: RpcLogLevel, category: RpcLogCategory, message: string, fields?: Record<string, unknown>) => void;
 
 /** Trigger types devhost knows how to drive; anything else fails start-up. */
 export type TriggerRunner = (fn: FunctionInfo) => void;

@@ -217,8 +217,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       return;
     }
     const { response } = await host.invoke(fn.name, invocation);
-    const out = (response.returnValue?.http ??
-      response.outputData?.find((o) => o.name === '$return')?.data?.http) as RpcHttpData | undefined;
+    const out = (response.returnValue?.http ?? response.outputData?.find((o) => o.name === '$return')?.data?.http) as
+      RpcHttpData | undefined;
     const status = Number(out?.statusCode ?? 200);
     const outHeaders: Record<string, string> = { ...base, ...(out?.headers ?? {}) };
     const bytes = out?.body?.bytes ? Buffer.from(out.body.bytes) : Buffer.from(out?.body?.string ?? '');

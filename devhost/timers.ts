@@ -96,7 +96,10 @@ export function startTimers(options: {
     };
     const p = invoke(t.fn, payload)
       .then(() => {
-        state[t.fn.name] = { last: new Date(scheduledFor).toISOString(), ...(next ? { next: new Date(next).toISOString() } : {}) };
+        state[t.fn.name] = {
+          last: new Date(scheduledFor).toISOString(),
+          ...(next ? { next: new Date(next).toISOString() } : {}),
+        };
         save();
       })
       .catch((err: unknown) => options.log(`timer ${t.fn.name} failed`, { err: String((err as Error)?.stack ?? err) }))

@@ -77,8 +77,7 @@ export function persistClock(dataDir: string, now: number): void {
 
 /** Creates the process clock for a mode and installs it as the app's clock hook. */
 export function installHostClock(mode: 'system' | 'virtual', dataDir: string): HostClock {
-  const clock: HostClock =
-    mode === 'virtual' ? new VirtualClock(readPersistedClock(dataDir) ?? Date.now()) : new SystemClock();
+  const clock: HostClock = mode === 'virtual' ? new VirtualClock(readPersistedClock(dataDir) ?? Date.now()) : new SystemClock();
   (globalThis as Record<symbol, unknown>)[CLOCK_HOOK] = clock;
   return clock;
 }

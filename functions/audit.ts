@@ -16,8 +16,17 @@ const listQuery = z
   .object({
     from: isoTime.optional(),
     to: isoTime.optional(),
-    afterSeq: z.string().regex(/^(0|[1-9][0-9]{0,14})$/, 'must be a whole number ≥ 0').transform(Number).optional(),
-    limit: z.string().regex(/^[1-9][0-9]{0,2}$/, 'must be 1..200').transform(Number).refine((n) => n <= 200, 'must be 1..200').optional(),
+    afterSeq: z
+      .string()
+      .regex(/^(0|[1-9][0-9]{0,14})$/, 'must be a whole number ≥ 0')
+      .transform(Number)
+      .optional(),
+    limit: z
+      .string()
+      .regex(/^[1-9][0-9]{0,2}$/, 'must be 1..200')
+      .transform(Number)
+      .refine((n) => n <= 200, 'must be 1..200')
+      .optional(),
     continuationToken: z.string().min(1).max(32).optional(),
   })
   .strict();

@@ -33,10 +33,19 @@ export const uploadDocument = authenticated({}, async ({ req, principal }) => {
   if (scope !== null && scope !== 'shared') throw new AppError('validation_failed', 'scope may only be "shared".');
   const contentType = documentContentType(req.headers.get('content-type'));
   if (!contentType) {
-    throw new AppError('unsupported_media_type', 'Content-Type must be text/plain, text/markdown, text/html, application/json or application/pdf.');
+    throw new AppError(
+      'unsupported_media_type',
+      'Content-Type must be text/plain, text/markdown, text/html, application/json or application/pdf.',
+    );
   }
   const bytes = Buffer.from(await req.arrayBuffer());
-  const result = await useCase().upload(principal, { name: query.get('name'), tier, scope: scope === 'shared' ? 'shared' : 'tenant', contentType, bytes });
+  const result = await useCase().upload(principal, {
+    name: query.get('name'),
+    tier,
+    scope: scope === 'shared' ? 'shared' : 'tenant',
+    contentType,
+    bytes,
+  });
   return json(202, result);
 });
 

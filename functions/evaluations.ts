@@ -36,7 +36,11 @@ export const startEvaluation = authenticated({}, async ({ req, deps, principal, 
   const request = await readJson(req, body);
   await guardModelCall(deps, principal);
   const out = await createEvaluations(deps).start(principal, request, { requestId }, orchestrationsOf(context));
-  return json(202, { evaluationId: out.evaluationId, status: out.status }, { ...noStore, location: `/api/evaluate/${out.evaluationId}` });
+  return json(
+    202,
+    { evaluationId: out.evaluationId, status: out.status },
+    { ...noStore, location: `/api/evaluate/${out.evaluationId}` },
+  );
 });
 
 export const getEvaluation = authenticated({}, async ({ req, deps, principal }) => {
@@ -46,7 +50,12 @@ export const getEvaluation = authenticated({}, async ({ req, deps, principal }) 
   return json(200, await createEvaluations(deps).get(principal, evaluationId), noStore);
 });
 
-app.http('startEvaluation', { methods: ['POST'], route: 'evaluate', extraInputs: [durableClientInput], handler: startEvaluation });
+app.http('startEvaluation', {
+  methods: ['POST'],
+  route: 'evaluate',
+  extraInputs: [durableClientInput],
+  handler: startEvaluation,
+});
 app.http('getEvaluation', { methods: ['GET'], route: 'evaluate/{evaluationId}', handler: getEvaluation });
 
 // ---- activities of the evaluation orchestration

@@ -44,7 +44,12 @@ function indexerFor(region: string): Indexer {
 let retrieval: Retrieval | undefined;
 let sweeps: Sweeps | undefined;
 const useRetrieval = () =>
-  (retrieval ??= createRetrieval({ documents: deps.documents, searchIndexes: deps.searchIndexes, embedder: deps.embedder, logger: deps.logger }));
+  (retrieval ??= createRetrieval({
+    documents: deps.documents,
+    searchIndexes: deps.searchIndexes,
+    embedder: deps.embedder,
+    logger: deps.logger,
+  }));
 const useSweeps = () =>
   (sweeps ??= createSweeps({
     documents: deps.documents,
@@ -97,10 +102,17 @@ export const search = authenticated({}, async ({ req, principal }) => {
   const q = query.get('q')?.trim() ?? '';
   if (q.length < 1 || q.length > 1000) throw new AppError('validation_failed', 'q must be 1 to 1000 characters.');
   const top = query.get('top') === null ? 5 : Number(query.get('top'));
-  if (!Number.isInteger(top) || top < 1 || top > 50) throw new AppError('validation_failed', 'top must be an integer from 1 to 50.');
+  if (!Number.isInteger(top) || top < 1 || top > 50)
+    throw new AppError('validation_failed', 'top must be an integer from 1 to 50.');
   const hits = await useRetrieval().search(principal.tenantId, q, top);
   return json(200, {
-    results: hits.map((h) => ({ documentId: h.documentId, name: h.documentName, chunkId: h.chunkId, content: h.content, score: h.score })),
+    results: hits.map((h) => ({
+      documentId: h.documentId,
+      name: h.documentName,
+      chunkId: h.chunkId,
+      content: h.content,
+      score: h.score,
+    })),
   });
 });
 

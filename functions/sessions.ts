@@ -17,7 +17,12 @@ const noStore = { 'cache-control': 'no-store' };
 
 export const startSession = authenticated({}, async ({ req, deps, principal, requestId, context }) => {
   const body = await readJson(req, startBody);
-  const out = await createSessions(deps).start(principal, body, { requestId, invocationId: context.invocationId }, orchestrationsOf(context));
+  const out = await createSessions(deps).start(
+    principal,
+    body,
+    { requestId, invocationId: context.invocationId },
+    orchestrationsOf(context),
+  );
   return json(201, out, { ...noStore, location: `/api/sessions/${out.sessionId}` });
 });
 
@@ -27,7 +32,13 @@ export const sendSessionMessage = authenticated({}, async ({ req, deps, principa
   if (redirect) return redirect;
   const body = await readJson(req, messageBody);
   await guardModelCall(deps, principal);
-  const out = await createSessions(deps).message(principal, sessionId, body.text, { requestId, invocationId: context.invocationId }, orchestrationsOf(context));
+  const out = await createSessions(deps).message(
+    principal,
+    sessionId,
+    body.text,
+    { requestId, invocationId: context.invocationId },
+    orchestrationsOf(context),
+  );
   return json(200, out, noStore);
 });
 
@@ -53,7 +64,12 @@ app.http('sendSessionMessage', {
   extraInputs: [durableClientInput],
   handler: sendSessionMessage,
 });
-app.http('endSession', { methods: ['POST'], route: 'sessions/{sessionId}/end', extraInputs: [durableClientInput], handler: endSession });
+app.http('endSession', {
+  methods: ['POST'],
+  route: 'sessions/{sessionId}/end',
+  extraInputs: [durableClientInput],
+  handler: endSession,
+});
 
 // ---- activities of sessionLifecycle (ids in, ids and statuses out)
 export async function closeSessionActivity(input: unknown, _context: InvocationContext) {

@@ -200,7 +200,13 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
       .map((r) => ({
         region: r.name,
         primary: r.name === config.region,
-        index: new AzureSearchIndex({ endpoint: azure.searchEndpoints[r.name] as string, indexName: r.index, dimensions: 1536, credential: azureCredential(), clock }),
+        index: new AzureSearchIndex({
+          endpoint: azure.searchEndpoints[r.name] as string,
+          indexName: r.index,
+          dimensions: 1536,
+          credential: azureCredential(),
+          clock,
+        }),
       }));
   } else {
     const compatible = config.models.openAiCompatible;
@@ -214,7 +220,10 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
           ...(compatible.apiKey ? { apiKey: compatible.apiKey } : {}),
         })
       : new LocalUseEmbedder();
-    embedder = createCachedEmbedder(local, new SqliteEmbeddingCache(path.join(config.dataDir, config.boundary, 'embeddings.sqlite')));
+    embedder = createCachedEmbedder(
+      local,
+      new SqliteEmbeddingCache(path.join(config.dataDir, config.boundary, 'embeddings.sqlite')),
+    );
     searchIndexes = servedIndexes.map((r) => ({
       region: r.name,
       primary: r.name === config.region,
@@ -226,7 +235,12 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     }));
   }
   for (const s of searchIndexes) {
-    health.register({ name: `search:${s.index.name}`, boundary: config.boundary, required: s.primary, run: () => s.index.check() });
+    health.register({
+      name: `search:${s.index.name}`,
+      boundary: config.boundary,
+      required: s.primary,
+      run: () => s.index.check(),
+    });
   }
 
   let events: EventPublisher;

@@ -25,11 +25,7 @@ export const regionsFileSchema = z
           .object({
             name: boundaryName,
             regions: z
-              .array(
-                z
-                  .object({ name: regionName, index: z.string().regex(/^[a-z0-9][a-z0-9-]{1,127}$/) })
-                  .strict(),
-              )
+              .array(z.object({ name: regionName, index: z.string().regex(/^[a-z0-9][a-z0-9-]{1,127}$/) }).strict())
               .min(1),
           })
           .strict(),
@@ -301,9 +297,19 @@ const envSchema = z.object({
   MERIDIAN_CONFIG_DIR: z.string().min(1).optional(),
   MERIDIAN_CLOCK: z.enum(['system', 'virtual']).optional(),
   MERIDIAN_VERSION: z.string().optional(),
-  MERIDIAN_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).optional(),
+  MERIDIAN_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(100 * 1024 * 1024)
+    .optional(),
   MERIDIAN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).optional(),
-  MERIDIAN_MAX_DOCUMENT_BYTES: z.coerce.number().int().min(1).max(100 * 1024 * 1024).optional(),
+  MERIDIAN_MAX_DOCUMENT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100 * 1024 * 1024)
+    .optional(),
   AUTH_DEV_SECRET: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
   AUTH_JWKS_URL: z.url().optional(),
@@ -329,7 +335,12 @@ const envSchema = z.object({
    */
   MERIDIAN_OPENAI_EMBEDDING_MODEL: z.string().min(1).optional(),
   /** How long a cached chat answer may be served (seconds). */
-  MERIDIAN_CHAT_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86400).optional(),
+  MERIDIAN_CHAT_CACHE_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 86400)
+    .optional(),
   /** Per-attempt timeout of a model call, ms. */
   MERIDIAN_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   /** `region=https://...,region=https://...`: each region's app, for 307s to a durable instance's home. */
@@ -338,7 +349,10 @@ const envSchema = z.object({
 
 function parseRegionUrls(value: string | undefined, catalog: Catalog, problems: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const pair of (value ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const at = pair.indexOf('=');
     const region = pair.slice(0, at).trim();
     const url = pair.slice(at + 1).trim();
@@ -390,9 +404,7 @@ export function loadConfig(env: Env): Config {
   const servedRegions = parseServedRegions(e.MERIDIAN_SERVED_REGIONS, catalog);
   const servedBoundaries = new Set(servedRegions.map((n) => catalog.regions.find((r) => r.name === n)?.boundary));
   if (servedBoundaries.size !== 1) {
-    problems.push(
-      `MERIDIAN_SERVED_REGIONS: one process serves one boundary, got ${[...servedBoundaries].join(' and ')}`,
-    );
+    problems.push(`MERIDIAN_SERVED_REGIONS: one process serves one boundary, got ${[...servedBoundaries].join(' and ')}`);
   }
   const region = servedRegions[0] as string;
   const boundary = catalog.regions.find((r) => r.name === region)?.boundary as string;
@@ -435,9 +447,17 @@ export function loadConfig(env: Env): Config {
     for (const [k, v] of Object.entries(required)) if (!v) problems.push(`${k} is required in azure mode`);
     if (e.MERIDIAN_CLOCK === 'virtual') problems.push('MERIDIAN_CLOCK=virtual is local-only');
     const searchEndpoints: Record<string, string> = {};
-    for (const pair of (e.MERIDIAN_SEARCH_ENDPOINTS ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const pair of (e.MERIDIAN_SEARCH_ENDPOINTS ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)) {
       const [name, url] = pair.split('=');
-      if (!name || !url || !/^https?:\/\//.test(url) || !catalog.regions.some((r) => r.name === name && r.boundary === boundary)) {
+      if (
+        !name ||
+        !url ||
+        !/^https?:\/\//.test(url) ||
+        !catalog.regions.some((r) => r.name === name && r.boundary === boundary)
+      ) {
         problems.push(`MERIDIAN_SEARCH_ENDPOINTS: "${pair}" is not region=https://... of a region in boundary ${boundary}`);
       } else searchEndpoints[name] = url;
     }

@@ -18,7 +18,10 @@ export function corpusSentences(): string[] {
     for (const line of f.bytes.toString('utf8').split('\n')) {
       if (/^\s*(\||```|#|[│┌└├─])/.test(line)) continue;
       for (const s of line.split(/(?<=[.!?])\s+/)) {
-        const words = s.replace(/[*_`#>-]+/g, ' ').trim().split(/\s+/);
+        const words = s
+          .replace(/[*_`#>-]+/g, ' ')
+          .trim()
+          .split(/\s+/);
         if (words.length >= 5 && words.length <= 60) out.push(words.join(' '));
       }
     }

@@ -493,8 +493,7 @@ export class DurableEngine {
       return;
     }
     const terminate = messages.find((m) => m.message.kind === 'terminate')?.message as
-      | Extract<InboxMessage, { kind: 'terminate' }>
-      | undefined;
+      Extract<InboxMessage, { kind: 'terminate' }> | undefined;
     if (terminate) {
       const effects = newEffects();
       const appended = [this.#event(EventType.ExecutionTerminated, { Input: terminate.reason })];
@@ -605,7 +604,10 @@ export class DurableEngine {
       });
       const state = fromTypedData(response.returnValue) as OrchestratorStateWire | undefined;
       if (!state || !Array.isArray(state.actions)) {
-        return { failed: `Orchestrator '${row.name}' returned no orchestrator state: is it registered with df.app.orchestration?`, details: '' };
+        return {
+          failed: `Orchestrator '${row.name}' returned no orchestrator state: is it registered with df.app.orchestration?`,
+          details: '',
+        };
       }
       return { state };
     } catch (err) {
@@ -807,7 +809,12 @@ export class DurableEngine {
       delete t.timerId;
       if (t.timedOut) {
         const type = t.kind === 'activity' ? EventType.TaskFailed : EventType.SubOrchestrationInstanceFailed;
-        const event = this.#taskFailed(taskId, '', new Error(`retry timeout of ${t.options.retryTimeoutInMilliseconds} ms exceeded`), type);
+        const event = this.#taskFailed(
+          taskId,
+          '',
+          new Error(`retry timeout of ${t.options.retryTimeoutInMilliseconds} ms exceeded`),
+          type,
+        );
         this.#store.enqueue(live.row.id, { kind: 'event', generation: live.row.generation, event });
         effects.ready.push(live.row.id);
       } else if (t.kind === 'activity') {
@@ -841,16 +848,12 @@ export class DurableEngine {
       effects.ready.push(live.row.id);
       return;
     }
-    effects.work.push(
-      this.#store.insertWork({ instanceId: live.row.id, generation: live.row.generation, taskId, name, input }),
-    );
+    effects.work.push(this.#store.insertWork({ instanceId: live.row.id, generation: live.row.generation, taskId, name, input }));
   }
 
   #createTimer(live: Live, timerId: number, fireAt: number, appended: HistoryEvent[], effects: Effects): void {
     appended.push(this.#event(EventType.TimerCreated, { FireAt: iso(fireAt) }, undefined, timerId));
-    effects.timers.push(
-      this.#store.insertTimer({ instanceId: live.row.id, generation: live.row.generation, timerId, fireAt }),
-    );
+    effects.timers.push(this.#store.insertTimer({ instanceId: live.row.id, generation: live.row.generation, timerId, fireAt }));
   }
 
   #startChild(
@@ -864,7 +867,12 @@ export class DurableEngine {
   ): void {
     const childId = requestedId ?? `${live.row.id}:${taskId}`;
     appended.push(
-      this.#event(EventType.SubOrchestrationInstanceCreated, { Name: name, InstanceId: childId, Input: input }, undefined, taskId),
+      this.#event(
+        EventType.SubOrchestrationInstanceCreated,
+        { Name: name, InstanceId: childId, Input: input },
+        undefined,
+        taskId,
+      ),
     );
     const fn = this.#function(name);
     const existing = this.#store.getInstance(childId);

@@ -87,14 +87,14 @@ export function createDurableHttpHandler(options: DurableHttpOptions): ExtraHand
       const [collection, a, b, c] = parts;
       if (collection === 'orchestrators' && a && method === 'POST' && parts.length <= 3) {
         const body = await readBody(req, limit);
-        if (body === 'too_large') return problem(res, 413, 'payload_too_large', `The body exceeds ${limit} bytes.`), true;
+        if (body === 'too_large') return (problem(res, 413, 'payload_too_large', `The body exceeds ${limit} bytes.`), true);
         const text = body.toString('utf8').trim();
         let input: unknown;
         if (text !== '') {
           try {
             input = JSON.parse(text) as unknown;
           } catch {
-            return problem(res, 400, 'validation_failed', 'The orchestration input is not valid JSON.'), true;
+            return (problem(res, 400, 'validation_failed', 'The orchestration input is not valid JSON.'), true);
           }
         }
         const id = engine.startNew(a, b ?? newInstanceId(options.region), input);
@@ -104,9 +104,9 @@ export function createDurableHttpHandler(options: DurableHttpOptions): ExtraHand
       }
       if (collection === 'instances') {
         if (!a) {
-          if (method === 'GET') return listInstances(engine, req, res, url), true;
-          if (method === 'DELETE') return purgeBy(engine, res, url), true;
-          return problem(res, 405, 'method_not_allowed', `${method} is not allowed here.`), true;
+          if (method === 'GET') return (listInstances(engine, req, res, url), true);
+          if (method === 'DELETE') return (purgeBy(engine, res, url), true);
+          return (problem(res, 405, 'method_not_allowed', `${method} is not allowed here.`), true);
         }
         if (!b) {
           if (method === 'GET') {
@@ -114,43 +114,43 @@ export function createDurableHttpHandler(options: DurableHttpOptions): ExtraHand
               showHistory: url.searchParams.get('showHistory') === 'true',
               showInput: url.searchParams.get('showInput') !== 'false',
             });
-            if (!status) return problem(res, 404, 'not_found', `No instance with ID '${a}' found.`), true;
+            if (!status) return (problem(res, 404, 'not_found', `No instance with ID '${a}' found.`), true);
             json(res, httpStatusOf(status), status);
             return true;
           }
           if (method === 'DELETE') {
-            if (!engine.purge(a)) return problem(res, 404, 'not_found', `No instance with ID '${a}' found.`), true;
+            if (!engine.purge(a)) return (problem(res, 404, 'not_found', `No instance with ID '${a}' found.`), true);
             json(res, 200, { instancesDeleted: 1 });
             return true;
           }
         }
         if (method === 'POST' && b === 'raiseEvent' && c) {
           const body = await readBody(req, limit);
-          if (body === 'too_large') return problem(res, 413, 'payload_too_large', `The body exceeds ${limit} bytes.`), true;
+          if (body === 'too_large') return (problem(res, 413, 'payload_too_large', `The body exceeds ${limit} bytes.`), true);
           const text = body.toString('utf8').trim();
           let data: unknown = null;
           if (text !== '') {
             try {
               data = JSON.parse(text) as unknown;
             } catch {
-              return problem(res, 400, 'validation_failed', 'The event data is not valid JSON.'), true;
+              return (problem(res, 400, 'validation_failed', 'The event data is not valid JSON.'), true);
             }
           }
           engine.raiseEvent(a, c, data);
-          return accepted(res), true;
+          return (accepted(res), true);
         }
         if (method === 'POST' && b === 'terminate' && !c) {
           engine.terminate(a, url.searchParams.get('reason') ?? '');
-          return accepted(res), true;
+          return (accepted(res), true);
         }
-        if (method === 'POST' && b === 'suspend' && !c) return engine.suspend(a), accepted(res), true;
-        if (method === 'POST' && b === 'resume' && !c) return engine.resume(a), accepted(res), true;
+        if (method === 'POST' && b === 'suspend' && !c) return (engine.suspend(a), accepted(res), true);
+        if (method === 'POST' && b === 'resume' && !c) return (engine.resume(a), accepted(res), true);
         if (b === 'rewind' || b === 'restart') {
-          return problem(res, 501, 'not_implemented', `devhost's durable engine does not support ${b}.`), true;
+          return (problem(res, 501, 'not_implemented', `devhost's durable engine does not support ${b}.`), true);
         }
       }
       if (collection === 'entities') {
-        return problem(res, 501, 'not_implemented', "devhost's durable engine does not support durable entities."), true;
+        return (problem(res, 501, 'not_implemented', "devhost's durable engine does not support durable entities."), true);
       }
       problem(res, 404, 'not_found', `No durable task API route for ${method} ${path}.`);
       return true;
@@ -227,9 +227,9 @@ function listInstances(engine: DurableEngine, req: http.IncomingMessage, res: ht
   const headers: Record<string, string> = {};
   const last = page[page.length - 1];
   if (rows.length > limit && last) {
-    headers['x-ms-continuation-token'] = Buffer.from(
-      JSON.stringify([Date.parse(last.createdTime), last.instanceId]),
-    ).toString('base64url');
+    headers['x-ms-continuation-token'] = Buffer.from(JSON.stringify([Date.parse(last.createdTime), last.instanceId])).toString(
+      'base64url',
+    );
   }
   json(res, 200, page, headers);
 }
@@ -269,8 +269,14 @@ function problem(res: http.ServerResponse, status: number, code: string, detail:
 
 function http_title(status: number): string {
   return (
-    { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 410: 'Gone', 413: 'Payload Too Large', 501: 'Not Implemented' }[
-      status
-    ] ?? 'Error'
+    {
+      400: 'Bad Request',
+      404: 'Not Found',
+      405: 'Method Not Allowed',
+      409: 'Conflict',
+      410: 'Gone',
+      413: 'Payload Too Large',
+      501: 'Not Implemented',
+    }[status] ?? 'Error'
   );
 }

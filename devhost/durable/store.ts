@@ -9,14 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { HistoryEvent } from './protocol';
 
-export type RuntimeStatus =
-  | 'Pending'
-  | 'Running'
-  | 'Completed'
-  | 'ContinuedAsNew'
-  | 'Failed'
-  | 'Terminated'
-  | 'Suspended';
+export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'ContinuedAsNew' | 'Failed' | 'Terminated' | 'Suspended';
 
 export const TERMINAL: ReadonlySet<RuntimeStatus> = new Set(['Completed', 'Failed', 'Terminated']);
 
@@ -41,9 +34,7 @@ export interface InstanceRow {
 
 /** A message waiting for the instance's next episode. */
 export type InboxMessage =
-  | { kind: 'start' }
-  | { kind: 'event'; generation: number; event: HistoryEvent }
-  | { kind: 'terminate'; reason: string };
+  { kind: 'start' } | { kind: 'event'; generation: number; event: HistoryEvent } | { kind: 'terminate'; reason: string };
 
 export interface WorkItem {
   id: number;
@@ -169,9 +160,7 @@ export class DurableStore {
       deleteTimer: p('DELETE FROM timers WHERE id = ?'),
       deleteTimerByTask: p('DELETE FROM timers WHERE instance_id = ? AND timer_id = ? RETURNING id'),
       clearTimers: p('DELETE FROM timers WHERE instance_id = ? RETURNING id'),
-      allTimers: p(
-        'SELECT id, instance_id AS instanceId, generation, timer_id AS timerId, fire_at AS fireAt FROM timers',
-      ),
+      allTimers: p('SELECT id, instance_id AS instanceId, generation, timer_id AS timerId, fire_at AS fireAt FROM timers'),
     };
   }
 

@@ -28,7 +28,10 @@ interface Receipts {
 }
 
 /** `documents/{name}` → container `documents` and a matcher yielding the named parts. */
-export function parseBlobPath(pattern: string): { container: string; match: (name: string) => Record<string, string> | undefined } {
+export function parseBlobPath(pattern: string): {
+  container: string;
+  match: (name: string) => Record<string, string> | undefined;
+} {
   const slash = pattern.indexOf('/');
   const container = slash < 0 ? pattern : pattern.slice(0, slash);
   const rest = slash < 0 ? '{name}' : pattern.slice(slash + 1) || '{name}';

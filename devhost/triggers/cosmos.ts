@@ -71,7 +71,8 @@ export async function startCosmosTriggers(options: {
               triggerMetadata: {},
             });
           },
-          onError: (err, ctx) => options.log(`cosmosDBTrigger ${p.fn.name}: ${ctx.phase} failed`, { error: err.message, attempt: ctx.attempt }),
+          onError: (err, ctx) =>
+            options.log(`cosmosDBTrigger ${p.fn.name}: ${ctx.phase} failed`, { error: err.message, attempt: ctx.attempt }),
         }),
       );
     }

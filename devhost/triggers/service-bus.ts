@@ -87,7 +87,15 @@ async function invokeOne(host: FunctionHost, fn: FunctionInfo, m: ReceivedMessag
 async function invokeMany(host: FunctionHost, fn: FunctionInfo, messages: ReceivedMessage[]): Promise<void> {
   const metas = messages.map(metadataOf);
   const arrays: Record<string, unknown> = {};
-  for (const key of ['MessageId', 'DeliveryCount', 'SequenceNumber', 'EnqueuedTimeUtc', 'ContentType', 'Subject', 'ApplicationProperties']) {
+  for (const key of [
+    'MessageId',
+    'DeliveryCount',
+    'SequenceNumber',
+    'EnqueuedTimeUtc',
+    'ContentType',
+    'Subject',
+    'ApplicationProperties',
+  ]) {
     arrays[`${key}Array`] = metas.map((m) => m[key]);
   }
   arrays['UserPropertiesArray'] = arrays['ApplicationPropertiesArray'];

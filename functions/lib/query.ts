@@ -12,7 +12,8 @@ export function strictQuery(req: HttpRequest, allowed: readonly string[]): URLSe
 export function pageOptions(req: HttpRequest): { limit: number; continuationToken?: string } {
   const raw = req.query.get('limit');
   const limit = raw === null ? 50 : Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new AppError('validation_failed', 'limit must be an integer from 1 to 200.');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 200)
+    throw new AppError('validation_failed', 'limit must be an integer from 1 to 200.');
   const token = req.query.get('continuationToken');
   return { limit, ...(token ? { continuationToken: token } : {}) };
 }

@@ -50,13 +50,20 @@ export function* sessionLifecycle(context: OrchestrationContext): Generator<df.T
     } else {
       reason = wakeAt >= deadline ? 'max-duration' : 'idle';
     }
-    const closed = (yield context.df.callActivity('closeSession', { ...ids, reason })) as { closed: boolean; evaluationId?: string };
+    const closed = (yield context.df.callActivity('closeSession', { ...ids, reason })) as {
+      closed: boolean;
+      evaluationId?: string;
+    };
     if (closed.closed && closed.evaluationId) evaluationId = closed.evaluationId;
     else lastActivity = context.df.currentUtcDateTime.getTime();
   }
 
   context.df.setCustomStatus({ stage: 'evaluating' });
-  const evaluation = (yield context.df.callSubOrchestrator('evaluation', { evaluationId, tenantId: input.tenantId }, evaluationId)) as {
+  const evaluation = (yield context.df.callSubOrchestrator(
+    'evaluation',
+    { evaluationId, tenantId: input.tenantId },
+    evaluationId,
+  )) as {
     status: string;
     overall: number | null;
   };

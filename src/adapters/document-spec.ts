@@ -61,7 +61,10 @@ const ID_FORBIDDEN = /[/\\?#]/;
  * Checks an item and returns its partition key value and serialized body (system fields removed).
  * @throws AppError validation_failed, payload_too_large
  */
-export function checkItem(item: unknown, pkProperty: string): { id: string; pk: string; body: Record<string, unknown>; json: string } {
+export function checkItem(
+  item: unknown,
+  pkProperty: string,
+): { id: string; pk: string; body: Record<string, unknown>; json: string } {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) {
     throw new AppError('validation_failed', 'an item must be a JSON object');
   }
@@ -140,7 +143,8 @@ function checkCondition(c: Condition): void {
       for (const v of c.value) checkScalar(v, `condition ${c.path} in`);
       return;
     case 'startsWith':
-      if (typeof c.value !== 'string') throw new AppError('validation_failed', `condition ${c.path} startsWith: value must be a string`);
+      if (typeof c.value !== 'string')
+        throw new AppError('validation_failed', `condition ${c.path} startsWith: value must be a string`);
       return;
     case 'isDefined':
     case 'notDefined':
@@ -273,7 +277,10 @@ export function project(item: Record<string, unknown>, select: readonly string[]
 
 /** Identifies a query in its continuation tokens, so a token is refused by any other query. */
 export function queryFingerprint(container: string, pk: string, spec: QuerySpec): string {
-  return createHash('sha256').update(JSON.stringify([container, pk, spec])).digest('base64url').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify([container, pk, spec]))
+    .digest('base64url')
+    .slice(0, 16);
 }
 
 /** Wraps a backend's paging state with the query fingerprint in one opaque token. */

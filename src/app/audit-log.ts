@@ -114,7 +114,10 @@ export function createAuditLog(deps: AuditLogDeps) {
           ...(c.detail && Object.keys(c.detail).length ? { detail: c.detail } : {}),
           prevHash,
         };
-        const entry: AuditEntry = { ...unhashed, hash: entryHash(prevHash, unhashed as unknown as Record<string, unknown>, hash) };
+        const entry: AuditEntry = {
+          ...unhashed,
+          hash: entryHash(prevHash, unhashed as unknown as Record<string, unknown>, hash),
+        };
         prevHash = entry.hash;
         ops.push({ type: 'create', item: entry as unknown as Item });
       }
@@ -221,7 +224,10 @@ export function createAuditLog(deps: AuditLogDeps) {
     /** Recomputes the tenant's whole chain and compares its end with the head. */
     async verify(tenantId: string): Promise<VerifyResult> {
       const verifier = createChainVerifier(hash);
-      const spec: QuerySpec = { where: [{ path: '/type', op: '=', value: 'audit-entry' }], orderBy: { path: '/seq', direction: 'asc' } };
+      const spec: QuerySpec = {
+        where: [{ path: '/type', op: '=', value: 'audit-entry' }],
+        orderBy: { path: '/seq', direction: 'asc' },
+      };
       let token: string | undefined;
       do {
         const page = await documents.query<Stored<AuditEntry & Item>>(AUDIT_CONTAINER, tenantId, spec, {

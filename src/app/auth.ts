@@ -52,9 +52,13 @@ export function createAuthenticator(deps: {
       };
       if (tenant.boundary !== deps.boundary && !isPlatformAdmin(principal)) {
         const baseUrl = deps.baseUrlOf?.(tenant.boundary);
-        throw new AppError('misdirected_boundary', `This tenant's data lives in boundary ${tenant.boundary}, not ${deps.boundary}.`, {
-          extensions: { boundary: tenant.boundary, ...(baseUrl ? { baseUrl } : {}) },
-        });
+        throw new AppError(
+          'misdirected_boundary',
+          `This tenant's data lives in boundary ${tenant.boundary}, not ${deps.boundary}.`,
+          {
+            extensions: { boundary: tenant.boundary, ...(baseUrl ? { baseUrl } : {}) },
+          },
+        );
       }
       return principal;
     },

@@ -74,7 +74,9 @@ export function createDocuments(deps: DocumentsDeps) {
   function target(scope: 'tenant' | 'shared', principal: Principal) {
     if (scope === 'shared') {
       if (!isPlatformAdmin(principal)) {
-        throw new AppError('forbidden', 'Shared documents need the platform-admin role.', { extensions: { requiredRoles: ['platform-admin'] } });
+        throw new AppError('forbidden', 'Shared documents need the platform-admin role.', {
+          extensions: { requiredRoles: ['platform-admin'] },
+        });
       }
       if (!deps.sharedBlobs) throw new AppError('unavailable', 'Shared document storage is not configured.');
       return { partition: SHARED_TENANT, blobs: deps.sharedBlobs, container: SHARED_CONTAINER, targetRegion: 'all' };
@@ -103,7 +105,9 @@ export function createDocuments(deps: DocumentsDeps) {
     const claim = await claimId(`${t.partition}\n${key}`);
     for (let attempt = 0; attempt < 5; attempt++) {
       const existingClaim = await store.read<NameClaim>(CATALOG, t.partition, claim);
-      const existing = existingClaim ? await store.read<DocumentRecord>(CATALOG, t.partition, existingClaim.documentId) : undefined;
+      const existing = existingClaim
+        ? await store.read<DocumentRecord>(CATALOG, t.partition, existingClaim.documentId)
+        : undefined;
       const reuse = existing && existing.status !== 'deleting';
       const now = iso();
       const record: DocumentRecord = {
@@ -161,7 +165,15 @@ export function createDocuments(deps: DocumentsDeps) {
       }
       await store.patch(CATALOG, t.partition, record.id, [{ op: 'set', path: '/etag', value: etag }]);
       await store.upsert(DOCUMENT_INDEX, { id: record.id, tenantId: t.partition, boundary: deps.boundary });
-      return { documentId: record.id, name, tier: record.tier, boundary: deps.boundary, version: record.version, etag, status: 'queued' as const };
+      return {
+        documentId: record.id,
+        name,
+        tier: record.tier,
+        boundary: deps.boundary,
+        version: record.version,
+        etag,
+        status: 'queued' as const,
+      };
     }
     throw new AppError('conflict', 'The document is being replaced concurrently; retry.');
   }
@@ -194,24 +206,34 @@ export function createDocuments(deps: DocumentsDeps) {
     const t = target(scope, principal);
     let current = row;
     if (row.status !== 'deleting') {
-      const deleting: DocumentRecord = { ...row, status: 'deleting', version: row.version + 1, deletedAt: iso(), updatedAt: iso() };
+      const deleting: DocumentRecord = {
+        ...row,
+        status: 'deleting',
+        version: row.version + 1,
+        deletedAt: iso(),
+        updatedAt: iso(),
+      };
       current = await store.replace(CATALOG, deleting, { ifMatch: row._etag });
     }
     // Sweeps drop the catalog row once no served index holds the document's chunks.
-    await store.upsert(CATALOG, { id: `pending-delete:${documentId}`, tenantId: '_index', kind: 'pending-delete', documentId, partition: row.tenantId });
+    await store.upsert(CATALOG, {
+      id: `pending-delete:${documentId}`,
+      tenantId: '_index',
+      kind: 'pending-delete',
+      documentId,
+      partition: row.tenantId,
+    });
     await t.blobs.delete(t.container, documentId);
-    await publish(
-      {
-        op: 'delete',
-        documentId,
-        version: current.version,
-        targetRegion: t.targetRegion,
-        blob: { account: t.blobs.account, container: t.container, name: documentId },
-        etag: current.etag,
-        tier: current.tier,
-        contentType: current.contentType,
-      },
-    );
+    await publish({
+      op: 'delete',
+      documentId,
+      version: current.version,
+      targetRegion: t.targetRegion,
+      blob: { account: t.blobs.account, container: t.container, name: documentId },
+      etag: current.etag,
+      tier: current.tier,
+      contentType: current.contentType,
+    });
   }
 
   async function publish(e: Omit<IngestionEvent, 'schema' | 'occurredAt'>, sweepRunId?: string): Promise<void> {

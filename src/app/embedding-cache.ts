@@ -8,7 +8,13 @@ import type { Embedder, EmbeddingCache } from '../ports/embedder';
 
 /** The cache key of a text under an embedder: hex sha256 of model, dimensions and text. */
 export function embeddingCacheKey(model: string, dimensions: number, text: string): string {
-  return createHash('sha256').update(model).update('\u0000').update(String(dimensions)).update('\u0000').update(text).digest('hex');
+  return createHash('sha256')
+    .update(model)
+    .update('\u0000')
+    .update(String(dimensions))
+    .update('\u0000')
+    .update(text)
+    .digest('hex');
 }
 
 export interface CachedEmbedderStats {

@@ -119,7 +119,11 @@ export function createEvaluations(deps: EvaluationDeps) {
   async function subjectOf(doc: EvaluationDoc): Promise<EvaluationSubject> {
     if (doc.subject) return doc.subject;
     if (doc.sessionId) {
-      const session = await documents.read<{ id: string; transcript: { role: string; content: string }[] }>('sessions', doc.tenantId, doc.sessionId);
+      const session = await documents.read<{ id: string; transcript: { role: string; content: string }[] }>(
+        'sessions',
+        doc.tenantId,
+        doc.sessionId,
+      );
       return { kind: 'transcript', transcript: (session?.transcript ?? []).map((t) => ({ role: t.role, content: t.content })) };
     }
     throw new AppError('internal', `Evaluation ${doc.id} has no subject.`);
@@ -132,7 +136,8 @@ export function createEvaluations(deps: EvaluationDeps) {
     usage: { tenantId: string; userId: string; requestId: string; invocationId: string },
   ): Promise<{ verdict: CriterionVerdict; totalTokens: number }> {
     const criterion = rubric.criteria.find((c) => c.id === criterionId);
-    if (!criterion) return { verdict: { id: criterionId, score: 0, rationale: 'unknown criterion', failed: true }, totalTokens: 0 };
+    if (!criterion)
+      return { verdict: { id: criterionId, score: 0, rationale: 'unknown criterion', failed: true }, totalTokens: 0 };
     if (deps.evaluator !== 'model' || !deps.reasoning) return { verdict: localVerdict(criterion, subject), totalTokens: 0 };
     const prompt = judgePrompt(rubric, criterion, subject);
     let totalTokens = 0;
@@ -154,7 +159,12 @@ export function createEvaluations(deps: EvaluationDeps) {
       } catch (err) {
         if (!isAppError(err)) throw err;
         return {
-          verdict: { id: criterion.id, score: 0, rationale: `failed: the reasoning model could not answer (${err.code}).`, failed: true },
+          verdict: {
+            id: criterion.id,
+            score: 0,
+            rationale: `failed: the reasoning model could not answer (${err.code}).`,
+            failed: true,
+          },
           totalTokens,
         };
       }
@@ -164,7 +174,12 @@ export function createEvaluations(deps: EvaluationDeps) {
       deps.logger.warn('invalid verdict from the reasoning model', { criterion: criterion.id, attempt, reason: parsed.reason });
     }
     return {
-      verdict: { id: criterion.id, score: 0, rationale: `failed: invalid verdict from the model twice (${lastReason}).`, failed: true },
+      verdict: {
+        id: criterion.id,
+        score: 0,
+        rationale: `failed: invalid verdict from the model twice (${lastReason}).`,
+        failed: true,
+      },
       totalTokens,
     };
   }
@@ -181,7 +196,8 @@ export function createEvaluations(deps: EvaluationDeps) {
       orchestrations: Orchestrations,
     ): Promise<{ evaluationId: string; status: EvaluationStatus; existing: boolean }> {
       const rubric = rubricOf(request.kind === 'rag' ? 'rag' : (request.rubric ?? 'sales-discovery'));
-      if (rubric.kind !== request.kind) throw new AppError('validation_failed', `Rubric '${rubric.id}' does not evaluate a ${request.kind}.`);
+      if (rubric.kind !== request.kind)
+        throw new AppError('validation_failed', `Rubric '${rubric.id}' does not evaluate a ${request.kind}.`);
       const now = clock.now();
       const hash = sha256Hex(canonicalJson({ tenantId: principal.tenantId, userId: principal.userId, request }));
       const claimId = dedupeDocId(hash);
@@ -227,19 +243,29 @@ export function createEvaluations(deps: EvaluationDeps) {
           { op: 'set', path: '/error', value: 'could not start' },
         ]);
         await documents.delete(EVALUATIONS_CONTAINER, principal.tenantId, claimId).catch(() => undefined);
-        throw new AppError('unavailable', 'The evaluation could not be started; try again.', { cause: err, retryAfterSeconds: 1 });
+        throw new AppError('unavailable', 'The evaluation could not be started; try again.', {
+          cause: err,
+          retryAfterSeconds: 1,
+        });
       }
       return { evaluationId, status: 'running', existing: false };
     },
 
-    async get(principal: Principal, evaluationId: string): Promise<{ evaluationId: string; status: EvaluationStatus; result?: EvaluationResult }> {
+    async get(
+      principal: Principal,
+      evaluationId: string,
+    ): Promise<{ evaluationId: string; status: EvaluationStatus; result?: EvaluationResult }> {
       const doc = await documents.read<EvaluationDoc>(EVALUATIONS_CONTAINER, principal.tenantId, evaluationId);
-      if (!doc || doc.type !== 'evaluation' || doc.userId !== principal.userId) throw new AppError('not_found', 'No such evaluation.');
+      if (!doc || doc.type !== 'evaluation' || doc.userId !== principal.userId)
+        throw new AppError('not_found', 'No such evaluation.');
       return { evaluationId: doc.id, status: doc.status, ...(doc.result ? { result: doc.result } : {}) };
     },
 
     /** The evaluation document of a closed session (idempotent). */
-    async createForSession(session: { id: string; tenantId: string; userId: string; rubric: string; requestId: string }, evaluationId: string) {
+    async createForSession(
+      session: { id: string; tenantId: string; userId: string; rubric: string; requestId: string },
+      evaluationId: string,
+    ) {
       const doc: EvaluationDoc = {
         id: evaluationId,
         type: 'evaluation',
@@ -295,7 +321,11 @@ export function createEvaluations(deps: EvaluationDeps) {
       const criteria: CriterionVerdict[] = [];
       let totalTokens = 0;
       for (const id of input.criteria) {
-        const c = await documents.read<CriterionDoc>(EVALUATIONS_CONTAINER, input.tenantId, criterionDocId(input.evaluationId, id));
+        const c = await documents.read<CriterionDoc>(
+          EVALUATIONS_CONTAINER,
+          input.tenantId,
+          criterionDocId(input.evaluationId, id),
+        );
         criteria.push(c?.verdict ?? { id, score: 0, rationale: 'failed: no verdict was stored.', failed: true });
         totalTokens += c?.totalTokens ?? 0;
       }

@@ -125,7 +125,9 @@ export type IndexOutcome =
 
 /** Errors that retrying will not fix. */
 function isPermanent(err: unknown): boolean {
-  return isAppError(err, 'unsupported_media_type') || isAppError(err, 'validation_failed') || isAppError(err, 'payload_too_large');
+  return (
+    isAppError(err, 'unsupported_media_type') || isAppError(err, 'validation_failed') || isAppError(err, 'payload_too_large')
+  );
 }
 
 export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; region: string; primary: boolean }) {
@@ -137,7 +139,10 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
   function parse(body: unknown): IngestionEvent {
     const parsed = ingestionEventSchema.safeParse(body);
     if (!parsed.success) {
-      throw new AppError('validation_failed', `not an index-sync message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      throw new AppError(
+        'validation_failed',
+        `not an index-sync message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     }
     if (parsed.data.blob.name !== parsed.data.documentId) {
       throw new AppError('validation_failed', 'blob.name must be the document id (blob names are opaque ids)');
@@ -186,14 +191,23 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
    * region). Only for the row's own version, or with `orOlder` for any row not newer than the
    * message (a dead-lettered message reports on the document unless a newer upload followed).
    */
-  async function updateCatalog(tenantId: string, e: IngestionEvent, patch: Partial<DocumentRecord>, orOlder = false): Promise<void> {
+  async function updateCatalog(
+    tenantId: string,
+    e: IngestionEvent,
+    patch: Partial<DocumentRecord>,
+    orOlder = false,
+  ): Promise<void> {
     if (!target.primary) return;
     for (let attempt = 0; attempt < 3; attempt++) {
       const row = await store.read<DocumentRecord>(CATALOG, tenantId, e.documentId);
       const applies = row && (orOlder ? row.version <= e.version : row.version === e.version);
       if (!row || !applies || row.status === 'deleting') return; // a newer change owns the row
       const { error: _dropped, ...rest } = row;
-      const next: DocumentRecord = { ...(patch.status === 'failed' ? row : (rest as DocumentRecord)), ...patch, updatedAt: iso() };
+      const next: DocumentRecord = {
+        ...(patch.status === 'failed' ? row : (rest as DocumentRecord)),
+        ...patch,
+        updatedAt: iso(),
+      };
       try {
         await store.replace(CATALOG, next, { ifMatch: row._etag });
         return;
@@ -204,7 +218,12 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
   }
 
   /** Each boundary's indexers keep their own `_shared` catalog rows (from the blob's metadata). */
-  async function ensureSharedRow(e: IngestionEvent, meta: NonNullable<ReturnType<typeof readBlobMetadata>>, size: number, contentType: string) {
+  async function ensureSharedRow(
+    e: IngestionEvent,
+    meta: NonNullable<ReturnType<typeof readBlobMetadata>>,
+    size: number,
+    contentType: string,
+  ) {
     const existing = await store.read<DocumentRecord>(CATALOG, SHARED_TENANT, e.documentId);
     if (existing && existing.version >= e.version) return;
     const now = iso();
@@ -305,7 +324,12 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     const tenantId = await tenantOf(e);
     if (!tenantId) return;
     const why = `dead-lettered: ${reason}${description ? ` (${description})` : ''}`;
-    await incrementIndexStatus(store, { name: target.index.name, region: target.region, boundary: deps.boundary }, 'deadLettered', 1);
+    await incrementIndexStatus(
+      store,
+      { name: target.index.name, region: target.region, boundary: deps.boundary },
+      'deadLettered',
+      1,
+    );
     await updateCatalog(tenantId, e, { status: 'failed', error: why }, true);
     log.error('index-sync message dead-lettered', { documentId: e.documentId, version: e.version, reason, description });
   }

@@ -23,7 +23,13 @@ export function createRetrieval(deps: RetrievalDeps) {
     const page = await deps.documents.query<Stored<DocumentRecord>>(
       CATALOG,
       partition,
-      { where: [{ path: '/kind', op: '=', value: 'document' }, { path: '/status', op: '=', value: 'deleting' }], select: ['id'] },
+      {
+        where: [
+          { path: '/kind', op: '=', value: 'document' },
+          { path: '/status', op: '=', value: 'deleting' },
+        ],
+        select: ['id'],
+      },
       { limit: 200 },
     );
     return page.items.map((i) => i.id);

@@ -156,7 +156,8 @@ export function createSessions(deps: SessionDeps) {
       orchestrations: Orchestrations,
     ): Promise<{ sessionId: string; status: 'active'; expiresAt: string }> {
       const scenario = scenarioOf(request.scenario);
-      const persona = request.persona === undefined ? scenario.personas[0] : scenario.personas.find((p) => p.id === request.persona);
+      const persona =
+        request.persona === undefined ? scenario.personas[0] : scenario.personas.find((p) => p.id === request.persona);
       if (!persona) throw new AppError('validation_failed', `Scenario '${scenario.id}' has no persona '${request.persona}'.`);
       const now = clock.now();
       const limits = limitsOf(scenario);
@@ -182,7 +183,9 @@ export function createSessions(deps: SessionDeps) {
       try {
         await orchestrations.start(SESSION_ORCHESTRATOR, sessionId, input);
       } catch (err) {
-        await documents.patch(SESSIONS_CONTAINER, principal.tenantId, sessionId, [{ op: 'set', path: '/status', value: 'failed' }]);
+        await documents.patch(SESSIONS_CONTAINER, principal.tenantId, sessionId, [
+          { op: 'set', path: '/status', value: 'failed' },
+        ]);
         throw new AppError('unavailable', 'The session could not be started; try again.', { cause: err, retryAfterSeconds: 1 });
       }
       return { sessionId, status: 'active', expiresAt: iso(now + limits.maxDurationMs) };
@@ -199,9 +202,18 @@ export function createSessions(deps: SessionDeps) {
       const doc = await owned(principal, sessionId);
       const refusal = refusalOf(gateOf(doc), clock.now());
       if (refusal) throw new AppError('conflict', refusal);
-      const completion = await deps.chat.complete({ messages: personaPrompt(doc, text), maxTokens: REPLY_MAX_TOKENS, temperature: 0.7 });
+      const completion = await deps.chat.complete({
+        messages: personaPrompt(doc, text),
+        maxTokens: REPLY_MAX_TOKENS,
+        temperature: 0.7,
+      });
       // The model was called: its tokens count whether or not the exchange can still be stored.
-      await recordUsage(deps, { ...ctx, tenantId: principal.tenantId, userId: principal.userId, source: 'session' }, 1, completion);
+      await recordUsage(
+        deps,
+        { ...ctx, tenantId: principal.tenantId, userId: principal.userId, source: 'session' },
+        1,
+        completion,
+      );
       let refused: string | undefined;
       const { doc: stored } = await update(principal.tenantId, sessionId, (current) => {
         const at = clock.now();
@@ -233,7 +245,11 @@ export function createSessions(deps: SessionDeps) {
     },
 
     /** POST /api/sessions/{id}/end: closes the session at once (409 if not active) and tells the orchestration. */
-    async end(principal: Principal, sessionId: string, orchestrations: Orchestrations): Promise<{ sessionId: string; status: 'evaluating' }> {
+    async end(
+      principal: Principal,
+      sessionId: string,
+      orchestrations: Orchestrations,
+    ): Promise<{ sessionId: string; status: 'evaluating' }> {
       await owned(principal, sessionId);
       let refused: string | undefined;
       await update(principal.tenantId, sessionId, (current) => {
@@ -260,7 +276,11 @@ export function createSessions(deps: SessionDeps) {
      * already closed keeps its first reason. An `idle` close is skipped (`closed: false`) when
      * an exchange was stored since the orchestration last heard of one.
      */
-    async close(input: { sessionId: string; tenantId: string; reason: EndReason }): Promise<{ closed: boolean; evaluationId?: string }> {
+    async close(input: {
+      sessionId: string;
+      tenantId: string;
+      reason: EndReason;
+    }): Promise<{ closed: boolean; evaluationId?: string }> {
       const { doc } = await update(input.tenantId, input.sessionId, (current) => {
         if (current.status !== 'active') return undefined;
         const now = clock.now();
@@ -271,7 +291,9 @@ export function createSessions(deps: SessionDeps) {
       const evaluationId = `${doc.id}:evaluation`;
       await evaluations.createForSession(doc, evaluationId);
       if (doc.evaluationId !== evaluationId) {
-        await update(input.tenantId, input.sessionId, (current) => (current.evaluationId ? undefined : { ...current, evaluationId }));
+        await update(input.tenantId, input.sessionId, (current) =>
+          current.evaluationId ? undefined : { ...current, evaluationId },
+        );
       }
       return { closed: true, evaluationId };
     },

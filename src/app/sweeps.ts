@@ -129,8 +129,19 @@ export function createSweeps(deps: SweepDeps) {
         report.orphansDeleted++;
       }
       const stats = await target.index.stats();
-      await recordStatus(target, { documents: stats.documents, chunks: stats.chunks, pending, maxStalenessSeconds: Math.round(maxStaleness) });
-      report.indexes.push({ name: target.index.name, documents: stats.documents, chunks: stats.chunks, pending, maxStalenessSeconds: Math.round(maxStaleness) });
+      await recordStatus(target, {
+        documents: stats.documents,
+        chunks: stats.chunks,
+        pending,
+        maxStalenessSeconds: Math.round(maxStaleness),
+      });
+      report.indexes.push({
+        name: target.index.name,
+        documents: stats.documents,
+        chunks: stats.chunks,
+        pending,
+        maxStalenessSeconds: Math.round(maxStaleness),
+      });
     }
 
     for (const b of toRepublish.values()) {
@@ -151,9 +162,13 @@ export function createSweeps(deps: SweepDeps) {
     }
 
     // Finished deletions: no served index holds the document any more.
-    const pendingDeletes = await store.query<Stored<{ id: string; documentId: string; partition: string }>>(CATALOG, INDEX_PARTITION, {
-      where: [{ path: '/kind', op: '=', value: 'pending-delete' }],
-    });
+    const pendingDeletes = await store.query<Stored<{ id: string; documentId: string; partition: string }>>(
+      CATALOG,
+      INDEX_PARTITION,
+      {
+        where: [{ path: '/kind', op: '=', value: 'pending-delete' }],
+      },
+    );
     for (const p of pendingDeletes.items) {
       if (heldByAnyIndex.has(p.documentId)) continue;
       const row = await store.read<DocumentRecord>(CATALOG, p.partition, p.documentId);
@@ -174,11 +189,24 @@ export function createSweeps(deps: SweepDeps) {
 
   async function markDeletedOutOfBand(row: Stored<DocumentRecord>): Promise<void> {
     const now = new Date(deps.clock.now()).toISOString();
-    const deleting: DocumentRecord = { ...row, status: 'deleting', version: row.version + 1, deletedAt: now, updatedAt: now, error: 'the blob was deleted outside Meridian' };
+    const deleting: DocumentRecord = {
+      ...row,
+      status: 'deleting',
+      version: row.version + 1,
+      deletedAt: now,
+      updatedAt: now,
+      error: 'the blob was deleted outside Meridian',
+    };
     await store.replace(CATALOG, deleting, { ifMatch: row._etag }).catch((err: unknown) => {
       if (!isAppError(err, 'precondition_failed')) throw err;
     });
-    await store.upsert(CATALOG, { id: `pending-delete:${row.id}`, tenantId: INDEX_PARTITION, kind: 'pending-delete', documentId: row.id, partition: row.tenantId });
+    await store.upsert(CATALOG, {
+      id: `pending-delete:${row.id}`,
+      tenantId: INDEX_PARTITION,
+      kind: 'pending-delete',
+      documentId: row.id,
+      partition: row.tenantId,
+    });
     deps.logger.warn('blob deleted out of band: document is being removed', { documentId: row.id, tenantId: row.tenantId });
   }
 

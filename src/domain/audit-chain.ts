@@ -61,8 +61,7 @@ export type BrokenReason =
   | 'head_mismatch';
 
 export type VerifyResult =
-  | { valid: true; count: number; head: ChainHead }
-  | { valid: false; brokenAt: number; reason: BrokenReason };
+  { valid: true; count: number; head: ChainHead } | { valid: false; brokenAt: number; reason: BrokenReason };
 
 /**
  * Verifies a chain fed in `seq` order, page by page. `push` returns false once the chain is

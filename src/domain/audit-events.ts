@@ -48,13 +48,20 @@ export function describeChange(container: string, doc: Record<string, unknown>):
       const detail: AuditRecord['detail'] = { thresholdPercent: percent };
       if (typeof doc['limitTokens'] === 'number') detail['limitTokens'] = doc['limitTokens'];
       if (typeof doc['totalTokens'] === 'number') detail['totalTokens'] = doc['totalTokens'];
-      return { ...base, actor: SYSTEM, action: `budget.threshold_${percent}`, resource: `usage/${str(doc, 'period') ?? ''}`, detail };
+      return {
+        ...base,
+        actor: SYSTEM,
+        action: `budget.threshold_${percent}`,
+        resource: `usage/${str(doc, 'period') ?? ''}`,
+        detail,
+      };
     }
     case 'security-events': {
       const detail: AuditRecord['detail'] = {};
       const requestId = str(doc, 'requestId');
       if (requestId) detail['requestId'] = requestId;
-      if (Array.isArray(doc['requiredRoles'])) detail['requiredRoles'] = doc['requiredRoles'].filter((r): r is string => typeof r === 'string');
+      if (Array.isArray(doc['requiredRoles']))
+        detail['requiredRoles'] = doc['requiredRoles'].filter((r): r is string => typeof r === 'string');
       return {
         ...base,
         action: `security.${str(doc, 'kind') ?? 'event'}`,

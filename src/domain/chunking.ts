@@ -134,7 +134,10 @@ function parseBlocks(text: string, format: 'markdown' | 'plain'): Block[] {
       const heading = HEADING.exec(line);
       if (heading) {
         endProse();
-        const title = (heading[2] ?? '').replace(/[ \t]+#+$/, '').replace(/\*\*|__/g, '').trim();
+        const title = (heading[2] ?? '')
+          .replace(/[ \t]+#+$/, '')
+          .replace(/\*\*|__/g, '')
+          .trim();
         blocks.push({ kind: 'heading', level: (heading[1] as string).length, text: title });
         continue;
       }
@@ -186,7 +189,8 @@ class Chunker {
     let cur = '';
     let curTokens = 0;
     const push = (): void => {
-      if (cur.trim()) units.push({ text: cur.trimEnd(), tokens: this.count(cur.trimEnd()), sep: units.length ? ' ' : sep, prose });
+      if (cur.trim())
+        units.push({ text: cur.trimEnd(), tokens: this.count(cur.trimEnd()), sep: units.length ? ' ' : sep, prose });
       cur = '';
       curTokens = 0;
     };
@@ -203,7 +207,9 @@ class Chunker {
     }
     push();
     // The sum of word counts can underestimate a piece; re-split any that is still over.
-    return units.flatMap((u) => (u.tokens <= this.max ? [u] : this.splitChars(u.text).map((p, k) => ({ ...p, sep: k ? '' : u.sep, prose }))));
+    return units.flatMap((u) =>
+      u.tokens <= this.max ? [u] : this.splitChars(u.text).map((p, k) => ({ ...p, sep: k ? '' : u.sep, prose })),
+    );
   }
 
   /** Splits a run with no usable spaces by characters (code points), halving until each piece fits. */
@@ -321,7 +327,11 @@ class Chunker {
     let cur: Unit[] = [];
     let curTokens = 0;
     let fresh = 0; // units of `cur` that are not overlap
-    const join = (us: Unit[]): string => us.map((u, k) => (k === 0 ? u.text.trimStart() : u.sep + u.text)).join('').trimEnd();
+    const join = (us: Unit[]): string =>
+      us
+        .map((u, k) => (k === 0 ? u.text.trimStart() : u.sep + u.text))
+        .join('')
+        .trimEnd();
     const cost = (u: Unit, first: boolean): number => u.tokens + (first ? 0 : u.sep === ' ' || u.sep === '' ? 0 : 1);
     let i = 0;
     while (i < units.length) {
@@ -399,7 +409,8 @@ export function chunkDocument(input: ChunkInput, countTokens: TokenCounter, opti
   const max = options.maxTokens ?? DEFAULT_CHUNKING.maxTokens;
   const overlap = options.overlapTokens ?? DEFAULT_CHUNKING.overlapTokens;
   if (!Number.isInteger(max) || max < 16) throw new RangeError('maxTokens must be an integer ≥ 16');
-  if (!Number.isInteger(overlap) || overlap < 0 || overlap * 2 > max) throw new RangeError('overlapTokens must be in [0, maxTokens / 2]');
+  if (!Number.isInteger(overlap) || overlap < 0 || overlap * 2 > max)
+    throw new RangeError('overlapTokens must be in [0, maxTokens / 2]');
   const chunker = new Chunker(countTokens, max, overlap);
   const text = input.text.replace(/\r\n?/g, '\n');
   const chunks: Chunk[] = [];

@@ -47,7 +47,8 @@ export function documentContentType(header: string | null | undefined): Document
  */
 export function validateDocumentName(name: string | null | undefined): string {
   if (name === null || name === undefined || name.length === 0) throw new AppError('validation_failed', 'name is required.');
-  if (name.length > MAX_NAME_LENGTH) throw new AppError('validation_failed', `name is longer than ${MAX_NAME_LENGTH} characters.`);
+  if (name.length > MAX_NAME_LENGTH)
+    throw new AppError('validation_failed', `name is longer than ${MAX_NAME_LENGTH} characters.`);
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw new AppError('validation_failed', 'name contains control characters.');
   if (name !== name.trim()) throw new AppError('validation_failed', 'name starts or ends with white space.');

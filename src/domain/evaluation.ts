@@ -43,9 +43,7 @@ export type EvaluationSubject =
   | { kind: 'transcript'; transcript: { role: string; content: string }[] };
 
 /** A verdict as the judge model must return it. */
-export const modelVerdictSchema = z
-  .object({ score: z.number().min(0).max(1), rationale: z.string().min(1).max(2000) })
-  .strict();
+export const modelVerdictSchema = z.object({ score: z.number().min(0).max(1), rationale: z.string().min(1).max(2000) }).strict();
 
 /**
  * Parses a model's verdict: one JSON object `{score: 0..1, rationale}` and nothing else.
@@ -84,7 +82,10 @@ export function judgePrompt(rubric: Rubric, criterion: Criterion, subject: Evalu
 }
 
 /** Weighted mean of the criteria that did not fail, rounded to 3 decimals; undefined when all failed. */
-export function overallOf(verdicts: readonly { id: string; score: number; failed?: boolean }[], weights: Readonly<Record<string, number>>): number | undefined {
+export function overallOf(
+  verdicts: readonly { id: string; score: number; failed?: boolean }[],
+  weights: Readonly<Record<string, number>>,
+): number | undefined {
   let sum = 0;
   let total = 0;
   for (const v of verdicts) {
@@ -147,10 +148,14 @@ function citationAccuracy(answer: string, contexts: readonly string[]): { score:
     }
   }
   if (cited === 0) return { score: 0, rationale: `${LOCAL}: the answer cites no passage.` };
-  return { score: round(correct / cited), rationale: `${LOCAL}: ${correct} of ${cited} citations point at a passage that supports their sentence.` };
+  return {
+    score: round(correct / cited),
+    rationale: `${LOCAL}: ${correct} of ${cited} citations point at a passage that supports their sentence.`,
+  };
 }
 
-const OPEN_START = /^(?:so,?\s+|and\s+|okay,?\s+)?(?:what|how|why|which|where|when|who|tell|describe|walk|could you (?:tell|describe|walk|share|explain)|can you (?:tell|describe|walk|share|explain))\b/i;
+const OPEN_START =
+  /^(?:so,?\s+|and\s+|okay,?\s+)?(?:what|how|why|which|where|when|who|tell|describe|walk|could you (?:tell|describe|walk|share|explain)|can you (?:tell|describe|walk|share|explain))\b/i;
 
 function openQuestions(turns: readonly string[], target: number): { score: number; rationale: string } {
   let count = 0;
@@ -163,8 +168,16 @@ function openQuestions(turns: readonly string[], target: number): { score: numbe
   };
 }
 
-function keywordCoverage(turns: readonly string[], keywords: readonly string[], target: number): { score: number; rationale: string } {
-  const text = ` ${turns.join(' ').toLowerCase().replace(/[^\p{L}\p{N}'\s-]+/gu, ' ').replace(/\s+/g, ' ')} `;
+function keywordCoverage(
+  turns: readonly string[],
+  keywords: readonly string[],
+  target: number,
+): { score: number; rationale: string } {
+  const text = ` ${turns
+    .join(' ')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}'\s-]+/gu, ' ')
+    .replace(/\s+/g, ' ')} `;
   const found = keywords.filter((k) => text.includes(` ${k.toLowerCase()} `) || text.includes(` ${k.toLowerCase()}`));
   return {
     score: round(Math.min(1, found.length / target)),
@@ -188,7 +201,12 @@ export function localVerdict(criterion: Criterion, subject: EvaluationSubject): 
         out = citationAccuracy(subject.answer, subject.contexts);
         break;
       default:
-        return { id: criterion.id, score: 0, rationale: `${LOCAL}: ${h.heuristic} does not apply to a RAG answer.`, failed: true };
+        return {
+          id: criterion.id,
+          score: 0,
+          rationale: `${LOCAL}: ${h.heuristic} does not apply to a RAG answer.`,
+          failed: true,
+        };
     }
   } else {
     const turns = subject.transcript.filter((t) => t.role === 'user').map((t) => t.content);
@@ -200,7 +218,12 @@ export function localVerdict(criterion: Criterion, subject: EvaluationSubject): 
         out = keywordCoverage(turns, h.keywords ?? [], h.target ?? 2);
         break;
       default:
-        return { id: criterion.id, score: 0, rationale: `${LOCAL}: ${h.heuristic} does not apply to a transcript.`, failed: true };
+        return {
+          id: criterion.id,
+          score: 0,
+          rationale: `${LOCAL}: ${h.heuristic} does not apply to a transcript.`,
+          failed: true,
+        };
     }
   }
   return { id: criterion.id, ...out };

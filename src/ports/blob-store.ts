@@ -23,7 +23,12 @@ export interface BlobStore {
    * @returns the new version's unquoted etag.
    * @throws AppError `unavailable` when the account does not answer.
    */
-  put(container: string, name: string, bytes: Buffer, options: { contentType: string; metadata: Record<string, string> }): Promise<{ etag: string }>;
+  put(
+    container: string,
+    name: string,
+    bytes: Buffer,
+    options: { contentType: string; metadata: Record<string, string> },
+  ): Promise<{ etag: string }>;
   /** The blob, or undefined when absent (or, with `ifMatch`, when that version is gone). */
   get(container: string, name: string, options?: { ifMatch?: string }): Promise<BlobContent | undefined>;
   /** Properties and metadata without the content, or undefined when absent. */

@@ -170,12 +170,7 @@ export interface DocumentStore {
    * @throws AppError `validation_failed` for a bad path, operator, value, limit or token;
    *   `not_found` for an unknown container.
    */
-  query<T = Stored>(
-    container: string,
-    pk: PartitionKey,
-    spec: QuerySpec,
-    options?: QueryOptions,
-  ): Promise<QueryPage<T>>;
+  query<T = Stored>(container: string, pk: PartitionKey, spec: QuerySpec, options?: QueryOptions): Promise<QueryPage<T>>;
 
   /**
    * Runs up to 100 operations in one partition as one transaction: all or nothing.

@@ -21,7 +21,11 @@ describe('audit log over SqliteDocumentStore', () => {
 
   beforeEach(() => {
     tmp = tempDir('audit-');
-    store = new SqliteDocumentStore({ path: path.join(tmp.dir, 'db.sqlite'), containers: loadCatalog().topology.containers, clock });
+    store = new SqliteDocumentStore({
+      path: path.join(tmp.dir, 'db.sqlite'),
+      containers: loadCatalog().topology.containers,
+      clock,
+    });
     const logger = createJsonLogger({ clock, level: 'error', sink: () => undefined });
     audit = createAuditLog({ documents: store, clock, logger, config: { boundary: 'us', region: 'eastus' }, hash: sha256Hex });
   });
@@ -41,7 +45,14 @@ describe('audit log over SqliteDocumentStore', () => {
   }
 
   const entries = async () =>
-    (await store.query<Stored<AuditEntry & Item>>('audit', T, { where: [{ path: '/type', op: '=', value: 'audit-entry' }], orderBy: { path: '/seq', direction: 'asc' } }, { limit: 1000 })).items;
+    (
+      await store.query<Stored<AuditEntry & Item>>(
+        'audit',
+        T,
+        { where: [{ path: '/type', op: '=', value: 'audit-entry' }], orderBy: { path: '/seq', direction: 'asc' } },
+        { limit: 1000 },
+      )
+    ).items;
 
   it('appends a gap-free chain and records actor, action, resource, boundary, region, time', async () => {
     await auditSessions(3);
@@ -66,11 +77,29 @@ describe('audit log over SqliteDocumentStore', () => {
   });
 
   it('keeps one chain under racing appenders (If-Match on the head)', async () => {
-    const other = new SqliteDocumentStore({ path: path.join(tmp.dir, 'db.sqlite'), containers: loadCatalog().topology.containers, clock });
+    const other = new SqliteDocumentStore({
+      path: path.join(tmp.dir, 'db.sqlite'),
+      containers: loadCatalog().topology.containers,
+      clock,
+    });
     const logger = createJsonLogger({ clock, level: 'error', sink: () => undefined });
-    const audit2 = createAuditLog({ documents: other, clock, logger, config: { boundary: 'us', region: 'westus2' }, hash: sha256Hex });
-    const change = (i: number) => ({ tenantId: T, actor: 'u', action: 'x.write', resource: `r/${i}`, source: { container: 'x', id: `d${i}`, etag: `"${i}"` } });
-    const stats = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? audit : audit2).append([change(i), change(i + 100)])));
+    const audit2 = createAuditLog({
+      documents: other,
+      clock,
+      logger,
+      config: { boundary: 'us', region: 'westus2' },
+      hash: sha256Hex,
+    });
+    const change = (i: number) => ({
+      tenantId: T,
+      actor: 'u',
+      action: 'x.write',
+      resource: `r/${i}`,
+      source: { container: 'x', id: `d${i}`, etag: `"${i}"` },
+    });
+    const stats = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? audit : audit2).append([change(i), change(i + 100)])),
+    );
     await other.close();
     expect(stats.reduce((s, x) => s + x.appended, 0)).toBe(40);
     expect(stats.reduce((s, x) => s + x.retries, 0)).toBeGreaterThan(0);
@@ -126,7 +155,14 @@ describe('audit log over SqliteDocumentStore', () => {
     it('the head moved back to hide a truncation', async () => {
       const head = (await store.read<ChainHeadDocument>('audit', T, HEAD_ID)) as Stored<ChainHeadDocument>;
       await store.delete('audit', T, (await entryAt(6)).id);
-      await store.replace('audit', { id: HEAD_ID, tenantId: T, type: 'audit-head', seq: 5, hash: head.hash, updatedAt: head.updatedAt });
+      await store.replace('audit', {
+        id: HEAD_ID,
+        tenantId: T,
+        type: 'audit-head',
+        seq: 5,
+        hash: head.hash,
+        updatedAt: head.updatedAt,
+      });
       expect(await audit.verify(T)).toEqual({ valid: false, brokenAt: 6, reason: 'head_mismatch' });
     });
   });

@@ -16,7 +16,9 @@ beforeAll(async () => {
   fake = await startFakeOpenAi({
     // Groundedness always gets prose; every other criterion a valid verdict.
     replyText: (_d, body) =>
-      JSON.stringify(body.messages ?? []).includes('Groundedness') ? 'Looks grounded to me!' : '{"score":0.8,"rationale":"Addresses the question."}',
+      JSON.stringify(body.messages ?? []).includes('Groundedness')
+        ? 'Looks grounded to me!'
+        : '{"score":0.8,"rationale":"Addresses the question."}',
   });
 });
 afterAll(async () => {
@@ -29,7 +31,12 @@ const orchestrations: Orchestrations = {
   raise: async () => undefined,
 };
 const principal = { tenantId: 'tenant-acme-corp', userId: 'u1', roles: [] } as never;
-const request = { kind: 'rag' as const, question: 'How many days?', answer: '25 days [1].', contexts: ['Employees get 25 days.'] };
+const request = {
+  kind: 'rag' as const,
+  question: 'How many days?',
+  answer: '25 days [1].',
+  contexts: ['Employees get 25 days.'],
+};
 
 describe('evaluation with a model judge (fake server)', () => {
   it('retries invalid JSON once, then fails that criterion with a reason; the evaluation completes', async () => {
@@ -37,12 +44,18 @@ describe('evaluation with a model judge (fake server)', () => {
     expect(deps.evaluator).toBe('model');
     const evaluations = createEvaluations(deps);
     const { evaluationId } = await evaluations.start(principal, request, { requestId: 'r1' }, orchestrations);
-    expect(started.at(-1)).toEqual({ name: 'evaluation', id: evaluationId, input: { evaluationId, tenantId: 'tenant-acme-corp' } });
+    expect(started.at(-1)).toEqual({
+      name: 'evaluation',
+      id: evaluationId,
+      input: { evaluationId, tenantId: 'tenant-acme-corp' },
+    });
 
     const input = { evaluationId, tenantId: 'tenant-acme-corp' };
     const plan = await evaluations.plan(input);
     expect(plan.criteria.map((c) => c.id)).toEqual(['groundedness', 'relevance', 'citation-accuracy']);
-    const outcomes = await Promise.all(plan.criteria.map((c, i) => evaluations.criterion({ ...input, criterionId: c.id }, `inv-${i}`)));
+    const outcomes = await Promise.all(
+      plan.criteria.map((c, i) => evaluations.criterion({ ...input, criterionId: c.id }, `inv-${i}`)),
+    );
     expect(outcomes).toEqual([
       { id: 'groundedness', score: 0, failed: true },
       { id: 'relevance', score: 0.8 },
@@ -53,7 +66,9 @@ describe('evaluation with a model judge (fake server)', () => {
     expect((grounding[0]?.body as { response_format?: unknown }).response_format).toEqual({ type: 'json_object' });
 
     const overall = overallOf(outcomes, { groundedness: 1, relevance: 1, 'citation-accuracy': 1 }) ?? null;
-    expect(await evaluations.store({ ...input, overall, criteria: plan.criteria.map((c) => c.id) })).toEqual({ status: 'completed' });
+    expect(await evaluations.store({ ...input, overall, criteria: plan.criteria.map((c) => c.id) })).toEqual({
+      status: 'completed',
+    });
     const got = await evaluations.get(principal, evaluationId);
     expect(got.status).toBe('completed');
     expect(got.result?.overall).toBe(0.8);
@@ -61,7 +76,9 @@ describe('evaluation with a model judge (fake server)', () => {
     expect(got.result?.criteria[0]?.rationale).toMatch(/invalid verdict from the model twice \(the output is not JSON\)/);
 
     // One usage event per model call (4 criteria calls: 2 + 1 + 1), source "evaluation".
-    const usage = await deps.documents.query<{ source: string }>('usage', 'tenant-acme-corp', { where: [{ path: '/source', op: '=', value: 'evaluation' }] });
+    const usage = await deps.documents.query<{ source: string }>('usage', 'tenant-acme-corp', {
+      where: [{ path: '/source', op: '=', value: 'evaluation' }],
+    });
     expect(usage.items).toHaveLength(4);
   });
 
@@ -71,8 +88,15 @@ describe('evaluation with a model judge (fake server)', () => {
     const a = await evaluations.start(principal, request, { requestId: 'r1' }, orchestrations);
     const b = await evaluations.start(principal, { ...request }, { requestId: 'r2' }, orchestrations);
     expect(b).toMatchObject({ evaluationId: a.evaluationId, existing: true });
-    const other = await evaluations.start({ ...(principal as object), userId: 'u2' } as never, request, { requestId: 'r3' }, orchestrations);
+    const other = await evaluations.start(
+      { ...(principal as object), userId: 'u2' } as never,
+      request,
+      { requestId: 'r3' },
+      orchestrations,
+    );
     expect(other.evaluationId).not.toBe(a.evaluationId);
-    await expect(evaluations.get({ ...(principal as object), userId: 'u2' } as never, a.evaluationId)).rejects.toMatchObject({ code: 'not_found' });
+    await expect(evaluations.get({ ...(principal as object), userId: 'u2' } as never, a.evaluationId)).rejects.toMatchObject({
+      code: 'not_found',
+    });
   });
 });

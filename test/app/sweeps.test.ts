@@ -28,7 +28,8 @@ const trigramEmbedder: Embedder = {
     texts.map((t) => {
       const v = new Float32Array(512);
       const s = t.toLowerCase();
-      for (let i = 0; i + 3 <= s.length; i++) v[(s.charCodeAt(i) * 31 * 31 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) % 512]! += 1;
+      for (let i = 0; i + 3 <= s.length; i++)
+        v[(s.charCodeAt(i) * 31 * 31 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) % 512]! += 1;
       const norm = Math.hypot(...v) || 1;
       return v.map((x) => x / norm);
     }),
@@ -52,7 +53,11 @@ describe('index sweeps repair what events missed', () => {
   it('re-indexes chunks deleted behind the indexer, a blob changed without an event, drops orphans and finished deletions', async () => {
     const clock = new ManualClock(Date.now());
     const logger = createJsonLogger({ clock, sink: () => undefined });
-    const documents = new SqliteDocumentStore({ path: path.join(dir, 'docs.sqlite'), containers: catalog.topology.containers, clock });
+    const documents = new SqliteDocumentStore({
+      path: path.join(dir, 'docs.sqlite'),
+      containers: catalog.topology.containers,
+      clock,
+    });
     const bus = new LocalServiceBus({ path: path.join(dir, 'bus.sqlite'), clock });
     await ensureTopology(bus, catalog.topology);
     const blobs = AzureBlobStore.withAccountKey(azurite.url, 'meridianus', AZURITE_DEV_KEY);
@@ -77,7 +82,13 @@ describe('index sweeps repair what events missed', () => {
       }
     };
     const upload = async (name: string, text: string, publish = true) => {
-      const r = await docs.upload(alice, { name, tier: 'upload', scope: 'tenant', contentType: 'text/markdown', bytes: Buffer.from(text) });
+      const r = await docs.upload(alice, {
+        name,
+        tier: 'upload',
+        scope: 'tenant',
+        contentType: 'text/markdown',
+        bytes: Buffer.from(text),
+      });
       if (publish) await docs.publishBlobChange('tenant', r.documentId);
       return r;
     };
@@ -95,8 +106,18 @@ describe('index sweeps repair what events missed', () => {
     // An orphan: chunks of a document nobody knows.
     await index.upsertChunks([
       {
-        id: 'dghost000000:1:0', tenantId: 'tenant-acme-corp', documentId: 'dghost000000', documentName: 'ghost', version: 1,
-        tier: 'upload', etag: 'x', ordinal: 0, headingPath: '', content: 'ghost', tokenCount: 1, vector: (await trigramEmbedder.embed(['ghost']))[0]!,
+        id: 'dghost000000:1:0',
+        tenantId: 'tenant-acme-corp',
+        documentId: 'dghost000000',
+        documentName: 'ghost',
+        version: 1,
+        tier: 'upload',
+        etag: 'x',
+        ordinal: 0,
+        headingPath: '',
+        content: 'ghost',
+        tokenCount: 1,
+        vector: (await trigramEmbedder.embed(['ghost']))[0]!,
       },
     ]);
     expect((await held()).has(a.documentId)).toBe(false);
@@ -114,7 +135,13 @@ describe('index sweeps repair what events missed', () => {
     // A second sweep finds nothing to do, and records freshness.
     expect(await sweeps.run('upload', 'run2')).toMatchObject({ republished: 0, orphansDeleted: 0 });
     const status = await sweeps.status();
-    expect(status.indexes[0]).toMatchObject({ name: 'meridian-eastus', region: 'eastus', boundary: 'us', documents: 2, pending: 0 });
+    expect(status.indexes[0]).toMatchObject({
+      name: 'meridian-eastus',
+      region: 'eastus',
+      boundary: 'us',
+      documents: 2,
+      pending: 0,
+    });
     expect(status.indexes[0]?.lastSweepAt).toBeTruthy();
 
     // Deletion: excluded at once, chunks removed by the delete message, the row dropped by the sweep.
@@ -124,7 +151,9 @@ describe('index sweeps repair what events missed', () => {
     expect((await held()).has(a.documentId)).toBe(false);
     expect(await sweeps.run('upload', 'run3')).toMatchObject({ deletionsFinished: 1 });
     await expect(docs.get(alice, a.documentId)).rejects.toMatchObject({ code: 'not_found' });
-    expect((await documents.query(CATALOG, INDEX_PARTITION, { where: [{ path: '/kind', op: '=', value: 'pending-delete' }] })).items).toEqual([]);
+    expect(
+      (await documents.query(CATALOG, INDEX_PARTITION, { where: [{ path: '/kind', op: '=', value: 'pending-delete' }] })).items,
+    ).toEqual([]);
 
     // A blob deleted out of band: the next sweep removes its chunks and, since no served index
     // holds any, drops the catalog row in the same run.

@@ -28,7 +28,11 @@ describe('usage ledger over SqliteDocumentStore', () => {
 
   beforeEach(() => {
     tmp = tempDir('ledger-');
-    store = new SqliteDocumentStore({ path: path.join(tmp.dir, 'db.sqlite'), containers: loadCatalog().topology.containers, clock });
+    store = new SqliteDocumentStore({
+      path: path.join(tmp.dir, 'db.sqlite'),
+      containers: loadCatalog().topology.containers,
+      clock,
+    });
     logs = [];
     const logger = createJsonLogger({ clock, level: 'debug', sink: (l) => logs.push(JSON.parse(l) as Record<string, unknown>) });
     ledger = createUsageLedger({ documents: store, clock, logger, directory, config: { boundary: 'us', region: 'eastus' } });
@@ -41,7 +45,11 @@ describe('usage ledger over SqliteDocumentStore', () => {
   const read = (tenant: string, period = '2030-01') => store.read<LedgerDocument>('usage', tenant, ledgerIdOf(period));
 
   it('merges a redelivered batch exactly once and ignores its own documents', async () => {
-    const events = [usageEvent({ tenantId: T }), usageEvent({ tenantId: T, promptTokens: 7 }), usageEvent({ tenantId: T, at: '2030-02-01T00:00:00Z' })];
+    const events = [
+      usageEvent({ tenantId: T }),
+      usageEvent({ tenantId: T, promptTokens: 7 }),
+      usageEvent({ tenantId: T, at: '2030-02-01T00:00:00Z' }),
+    ];
     const first = await ledger.merge(events);
     expect(first).toMatchObject({ applied: 3, duplicates: 0 });
     const again = await ledger.merge([...events, events[0]]);
@@ -92,17 +100,23 @@ describe('usage ledger over SqliteDocumentStore', () => {
     await ledger.merge(stream); // redelivery of everything
     const next = usageEvent({ tenantId: T, promptTokens: 900, completionTokens: 0, at: '2030-02-03T00:00:00Z' });
     await ledger.merge([next, next]);
-    const docs = (await store.query<{ id: string; thresholdPercent: number; totalTokens: number }>('usage', T, {
-      where: [{ path: '/type', op: '=', value: 'budget-threshold' }],
-      orderBy: { path: '/id', direction: 'asc' },
-    })).items;
+    const docs = (
+      await store.query<{ id: string; thresholdPercent: number; totalTokens: number }>('usage', T, {
+        where: [{ path: '/type', op: '=', value: 'budget-threshold' }],
+        orderBy: { path: '/id', direction: 'asc' },
+      })
+    ).items;
     expect(docs.map((d) => [d.id, d.totalTokens])).toEqual([
       ['budget:2030-01:100', 1050],
       ['budget:2030-01:80', 800],
       ['budget:2030-02:80', 900],
     ]);
     const warnings = logs.filter((l) => l['message'] === 'token budget threshold crossed');
-    expect(warnings.map((w) => `${String(w['period'])}:${String(w['thresholdPercent'])}`)).toEqual(['2030-01:80', '2030-01:100', '2030-02:80']);
+    expect(warnings.map((w) => `${String(w['period'])}:${String(w['thresholdPercent'])}`)).toEqual([
+      '2030-01:80',
+      '2030-01:100',
+      '2030-02:80',
+    ]);
     expect((await read(T))?.thresholds).toEqual([80, 100]);
   });
 
@@ -119,7 +133,9 @@ describe('usage ledger over SqliteDocumentStore', () => {
   });
 
   it('reports a month with its budget', async () => {
-    await ledger.merge([usageEvent({ tenantId: T, promptTokens: 200, completionTokens: 50, deployment: 'd1', source: 'evaluation' })]);
+    await ledger.merge([
+      usageEvent({ tenantId: T, promptTokens: 200, completionTokens: 50, deployment: 'd1', source: 'evaluation' }),
+    ]);
     expect(await ledger.report(T, '2030-01')).toEqual({
       tenantId: T,
       period: '2030-01',

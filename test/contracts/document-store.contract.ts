@@ -103,7 +103,10 @@ export function documentStoreContract(
         await expectAppError(store.replace('things', { id: 'r', tenantId: t }), 'not_found');
         const v1 = await store.create('things', { id: 'r', tenantId: t, v: 1 });
         const v2 = await store.replace('things', { id: 'r', tenantId: t, v: 2 }, { ifMatch: v1._etag });
-        await expectAppError(store.replace('things', { id: 'r', tenantId: t, v: 3 }, { ifMatch: v1._etag }), 'precondition_failed');
+        await expectAppError(
+          store.replace('things', { id: 'r', tenantId: t, v: 3 }, { ifMatch: v1._etag }),
+          'precondition_failed',
+        );
         expect((await store.read('things', t, 'r'))?.['v']).toBe(2);
         await store.replace('things', { id: 'r', tenantId: t, v: 4 }, { ifMatch: v2._etag });
         expect((await store.read('things', t, 'r'))?.['v']).toBe(4);
@@ -113,7 +116,10 @@ export function documentStoreContract(
         const t = tenant();
         const v1 = await store.create('things', { id: 'ui', tenantId: t, v: 1 });
         await store.upsert('things', { id: 'ui', tenantId: t, v: 2 }, { ifMatch: v1._etag });
-        await expectAppError(store.upsert('things', { id: 'ui', tenantId: t, v: 3 }, { ifMatch: v1._etag }), 'precondition_failed');
+        await expectAppError(
+          store.upsert('things', { id: 'ui', tenantId: t, v: 3 }, { ifMatch: v1._etag }),
+          'precondition_failed',
+        );
         expect((await store.read('things', t, 'ui'))?.['v']).toBe(2);
       });
 
@@ -145,7 +151,10 @@ export function documentStoreContract(
 
       it('refuses items over 2 MiB with payload_too_large', async () => {
         const t = tenant();
-        await expectAppError(store.create('things', { id: 'big', tenantId: t, blob: 'x'.repeat(2 * 1024 * 1024) }), 'payload_too_large');
+        await expectAppError(
+          store.create('things', { id: 'big', tenantId: t, blob: 'x'.repeat(2 * 1024 * 1024) }),
+          'payload_too_large',
+        );
         expect(await store.read('things', t, 'big')).toBeUndefined();
       });
 
@@ -203,7 +212,10 @@ export function documentStoreContract(
         const v1 = await store.create('things', { id: 'p3', tenantId: t, n: 0 });
         const v2 = await store.patch('things', t, 'p3', [{ op: 'incr', path: '/n', value: 1 }], { ifMatch: v1._etag });
         expect(v2._etag).not.toBe(v1._etag);
-        await expectAppError(store.patch('things', t, 'p3', [{ op: 'incr', path: '/n', value: 1 }], { ifMatch: v1._etag }), 'precondition_failed');
+        await expectAppError(
+          store.patch('things', t, 'p3', [{ op: 'incr', path: '/n', value: 1 }], { ifMatch: v1._etag }),
+          'precondition_failed',
+        );
         expect((await store.read('things', t, 'p3'))?.['n']).toBe(1);
         await expectAppError(store.patch('things', t, 'absent', [{ op: 'set', path: '/n', value: 1 }]), 'not_found');
       });
@@ -211,11 +223,17 @@ export function documentStoreContract(
       it('refuses to patch the id or the partition key', async () => {
         const t = tenant();
         await store.create('things', { id: 'p4', tenantId: t });
-        await expectAppError(store.patch('things', t, 'p4', [{ op: 'set', path: '/tenantId', value: 'other' }]), 'validation_failed');
+        await expectAppError(
+          store.patch('things', t, 'p4', [{ op: 'set', path: '/tenantId', value: 'other' }]),
+          'validation_failed',
+        );
         await expectAppError(store.patch('things', t, 'p4', [{ op: 'set', path: '/id', value: 'other' }]), 'validation_failed');
       });
 
-      const [skipRemove, removeTitle] = feature('patchRemoveMissing', 'remove of a missing path is validation_failed (as Cosmos)');
+      const [skipRemove, removeTitle] = feature(
+        'patchRemoveMissing',
+        'remove of a missing path is validation_failed (as Cosmos)',
+      );
       it.skipIf(skipRemove)(removeTitle, async () => {
         const t = tenant();
         await store.create('things', { id: 'p5', tenantId: t });
@@ -251,7 +269,14 @@ export function documentStoreContract(
         expect(await run({ where: [{ path: '/n', op: '>=', value: 3 }] })).toEqual(['q2', 'q3', 'q4']);
         expect(await run({ where: [{ path: '/n', op: '<', value: 2 }] })).toEqual(['q0']);
         expect(await run({ where: [{ path: '/n', op: '<=', value: 2 }] })).toEqual(['q0', 'q1']);
-        expect(await run({ where: [{ path: '/n', op: '>', value: 1 }, { path: '/n', op: '<', value: 4 }] })).toEqual(['q1', 'q2']);
+        expect(
+          await run({
+            where: [
+              { path: '/n', op: '>', value: 1 },
+              { path: '/n', op: '<', value: 4 },
+            ],
+          }),
+        ).toEqual(['q1', 'q2']);
       });
 
       it('strings, booleans, null, in, startsWith, isDefined, notDefined', async () => {
@@ -266,7 +291,10 @@ export function documentStoreContract(
         expect(await run({ where: [{ path: '/opt', op: '!=', value: 'o0' }] })).toEqual(['q1', 'q2', 'q3']);
       });
 
-      const [skipCross, crossTitle] = feature('crossTypeComparison', 'values of different types never compare (string "3" vs number 3)');
+      const [skipCross, crossTitle] = feature(
+        'crossTypeComparison',
+        'values of different types never compare (string "3" vs number 3)',
+      );
       it.skipIf(skipCross)(crossTitle, async () => {
         expect(await run({ where: [{ path: '/n', op: '=', value: '3' }] })).toEqual(['q-str']);
         expect(await run({ where: [{ path: '/n', op: '>=', value: 3 }] })).toEqual(['q2', 'q3', 'q4']);
@@ -276,7 +304,10 @@ export function documentStoreContract(
       it('treats values as data, never as query text', async () => {
         expect(await run({ where: [{ path: '/name', op: '=', value: "x' OR 1=1 --" }] })).toEqual([]);
         expect(await run({ where: [{ path: '/name', op: '=', value: 'x" OR true OR "' }] })).toEqual([]);
-        await expectAppError(store.query('things', t, { where: [{ path: '/name") OR (1=1', op: 'isDefined' }] }), 'validation_failed');
+        await expectAppError(
+          store.query('things', t, { where: [{ path: '/name") OR (1=1', op: 'isDefined' }] }),
+          'validation_failed',
+        );
         await expectAppError(store.query('things', t, { select: ['id, c'] }), 'validation_failed');
       });
 
@@ -324,7 +355,10 @@ export function documentStoreContract(
         token = undefined;
         const spec: QuerySpec = { where: [{ path: '/flag', op: 'isDefined' }], orderBy: { path: '/n', direction: 'desc' } };
         for (let guard = 0; guard < 10; guard++) {
-          const page: QueryPage<Stored> = await store.query<Stored>('things', t, spec, { limit: 2, ...(token ? { continuationToken: token } : {}) });
+          const page: QueryPage<Stored> = await store.query<Stored>('things', t, spec, {
+            limit: 2,
+            ...(token ? { continuationToken: token } : {}),
+          });
           descending.push(...page.items.map((i) => i['n'] as number));
           token = page.continuationToken;
           if (!token) break;
@@ -332,7 +366,10 @@ export function documentStoreContract(
         expect(descending).toEqual([5, 4, 3, 2, 1]);
       });
 
-      const [skipStable, stableTitle] = feature('pagingUnderWrites', 'writes between pages neither repeat nor skip items that existed throughout');
+      const [skipStable, stableTitle] = feature(
+        'pagingUnderWrites',
+        'writes between pages neither repeat nor skip items that existed throughout',
+      );
       it.skipIf(skipStable)(stableTitle, async () => {
         const p = tenant();
         for (let i = 1; i <= 6; i++) await store.create('things', { id: `s${i}`, tenantId: p, n: i * 10 });
@@ -427,7 +464,10 @@ export function documentStoreContract(
 
       it('refuses items of another partition and empty batches', async () => {
         const t = tenant();
-        await expectAppError(store.batch('things', t, [{ type: 'create', item: { id: 'o', tenantId: tenant() } }]), 'validation_failed');
+        await expectAppError(
+          store.batch('things', t, [{ type: 'create', item: { id: 'o', tenantId: tenant() } }]),
+          'validation_failed',
+        );
         await expectAppError(store.batch('things', t, []), 'validation_failed');
         expect((await store.query('things', t, {})).items).toEqual([]);
       });
@@ -454,7 +494,10 @@ export function documentStoreContract(
         expect(ids(page.items)).toEqual(['forever']);
       });
 
-      const [skipItem, itemTitle] = feature('ttl', 'ttl -1 container: only items with their own ttl expire; a write restarts the clock');
+      const [skipItem, itemTitle] = feature(
+        'ttl',
+        'ttl -1 container: only items with their own ttl expire; a write restarts the clock',
+      );
       it.skipIf(skipItem)(itemTitle, async () => {
         const t = tenant();
         await store.create('ttl-item', { id: 'keep', tenantId: t });

@@ -43,7 +43,12 @@ if (live.endpoint && live.key) {
     async () => {
       const client = cosmosClient(endpoint, key);
       await ensureContainers(client, live.database, CONTRACT_CONTAINERS);
-      const store = new CosmosDocumentStore({ client, databaseId: live.database, containers: CONTRACT_CONTAINERS, ownsClient: true });
+      const store = new CosmosDocumentStore({
+        client,
+        databaseId: live.database,
+        containers: CONTRACT_CONTAINERS,
+        ownsClient: true,
+      });
       return { store, dispose: () => store.close() };
     },
     { skip: { ttl: 'a live account cannot move its clock; TTL needs minutes of real waiting' } },

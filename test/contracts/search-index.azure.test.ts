@@ -9,7 +9,14 @@ import path from 'node:path';
 
 const API_VERSION = '2025-09-01';
 const make = (fake: FakeAzureSearch): AzureSearchIndex =>
-  new AzureSearchIndex({ endpoint: fake.endpoint, indexName: 'meridian-eastus', dimensions: CONTRACT_DIMENSIONS, credential: new AzureKeyCredential('test-key'), clock: new ManualClock(Date.UTC(2026, 0, 2)), allowInsecureConnection: true });
+  new AzureSearchIndex({
+    endpoint: fake.endpoint,
+    indexName: 'meridian-eastus',
+    dimensions: CONTRACT_DIMENSIONS,
+    credential: new AzureKeyCredential('test-key'),
+    clock: new ManualClock(Date.UTC(2026, 0, 2)),
+    allowInsecureConnection: true,
+  });
 
 runSearchIndexContract('AzureSearchIndex (local REST fake)', async () => {
   const fake = await new FakeAzureSearch('meridian-eastus', API_VERSION, 'test-key').start();
@@ -70,7 +77,13 @@ describe('AzureSearchIndex sends exactly these requests', () => {
 
   it('searches hybrid with the tenant filter, exclusions and a pre-filtered vector query', async () => {
     const v = wordVector('hello');
-    await index.search({ tenantIds: ['tenant-acme-corp', '_shared'], text: 'hello', vector: v, top: 5, excludeDocumentIds: ["o'brien", 'doc-9'] });
+    await index.search({
+      tenantIds: ['tenant-acme-corp', '_shared'],
+      text: 'hello',
+      vector: v,
+      top: 5,
+      excludeDocumentIds: ["o'brien", 'doc-9'],
+    });
     const [r] = fake.requests;
     expect(r?.path).toBe("/indexes('meridian-eastus')/docs/search.post.search");
     expect(r?.query).toEqual({ 'api-version': API_VERSION });
@@ -90,20 +103,36 @@ describe('AzureSearchIndex sends exactly these requests', () => {
     fake.requests.length = 0;
     expect(await index.deleteOlderVersions('t1', 'doc-1', 2)).toBe(1);
     expect(fake.requests.map((r) => [r.path, r.body])).toEqual([
-      ["/indexes('meridian-eastus')/docs/search.post.search", { search: '*', filter: "tenantId eq 't1' and documentId eq 'doc-1' and version lt 2", select: 'id', top: 1000 }],
-      ["/indexes('meridian-eastus')/docs/search.index", { value: [{ '@search.action': 'delete', id: documentKey('doc-1:1:0') }] }],
+      [
+        "/indexes('meridian-eastus')/docs/search.post.search",
+        { search: '*', filter: "tenantId eq 't1' and documentId eq 'doc-1' and version lt 2", select: 'id', top: 1000 },
+      ],
+      [
+        "/indexes('meridian-eastus')/docs/search.index",
+        { value: [{ '@search.action': 'delete', id: documentKey('doc-1:1:0') }] },
+      ],
     ]);
   });
 
   it('maps an unreachable service to unavailable', async () => {
-    const dead = new AzureSearchIndex({ endpoint: 'http://127.0.0.1:1', indexName: 'x', dimensions: 4, credential: new AzureKeyCredential('k'), clock: new ManualClock(), allowInsecureConnection: true });
+    const dead = new AzureSearchIndex({
+      endpoint: 'http://127.0.0.1:1',
+      indexName: 'x',
+      dimensions: 4,
+      credential: new AzureKeyCredential('k'),
+      clock: new ManualClock(),
+      allowInsecureConnection: true,
+    });
     await expect(dead.check()).rejects.toMatchObject({ code: 'unavailable' });
   });
 });
 
 describe('indexSchema', () => {
   it('matches infra/search/index.json (the schema infra applies) for the same name and dimensions', () => {
-    const file = JSON.parse(readFileSync(path.resolve(__dirname, '../../infra/search/index.json'), 'utf8')) as { name: string; fields: { dimensions?: number }[] };
+    const file = JSON.parse(readFileSync(path.resolve(__dirname, '../../infra/search/index.json'), 'utf8')) as {
+      name: string;
+      fields: { dimensions?: number }[];
+    };
     const dims = file.fields.find((f) => f.dimensions)?.dimensions as number;
     expect(indexSchema(file.name, dims)).toEqual(file);
   });

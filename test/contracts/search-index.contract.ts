@@ -25,7 +25,14 @@ export function wordVector(text: string, dims = CONTRACT_DIMENSIONS): Float32Arr
   return v.map((x) => x / norm);
 }
 
-export function chunk(tenantId: string, documentId: string, version: number, ordinal: number, content: string, extra: Partial<IndexedChunk> = {}): IndexedChunk {
+export function chunk(
+  tenantId: string,
+  documentId: string,
+  version: number,
+  ordinal: number,
+  content: string,
+  extra: Partial<IndexedChunk> = {},
+): IndexedChunk {
   return {
     id: `${documentId}:${version}:${ordinal}`,
     tenantId,
@@ -58,11 +65,27 @@ export function runSearchIndexContract(name: string, createHarness: () => Promis
       await h.cleanup();
     });
 
-    const ids = async (tenantIds: string[], text: string, vector?: Float32Array, extra: { excludeDocumentIds?: string[]; top?: number } = {}): Promise<string[]> =>
-      (await index.search({ tenantIds, text, ...(vector ? { vector } : {}), top: extra.top ?? 10, ...(extra.excludeDocumentIds ? { excludeDocumentIds: extra.excludeDocumentIds } : {}) })).map((x) => x.chunkId);
+    const ids = async (
+      tenantIds: string[],
+      text: string,
+      vector?: Float32Array,
+      extra: { excludeDocumentIds?: string[]; top?: number } = {},
+    ): Promise<string[]> =>
+      (
+        await index.search({
+          tenantIds,
+          text,
+          ...(vector ? { vector } : {}),
+          top: extra.top ?? 10,
+          ...(extra.excludeDocumentIds ? { excludeDocumentIds: extra.excludeDocumentIds } : {}),
+        })
+      ).map((x) => x.chunkId);
 
     it('finds an upserted chunk by keyword and returns its fields', async () => {
-      await index.upsertChunks([chunk(A, 'doc-1', 1, 0, 'Cosmos DB fails over inside the residency boundary'), chunk(A, 'doc-1', 1, 1, 'Quarterly budget review')]);
+      await index.upsertChunks([
+        chunk(A, 'doc-1', 1, 0, 'Cosmos DB fails over inside the residency boundary'),
+        chunk(A, 'doc-1', 1, 1, 'Quarterly budget review'),
+      ]);
       const hits = await index.search({ tenantIds: [A, SHARED_TENANT], text: 'cosmos failover', top: 5 });
       expect(hits[0]).toMatchObject({
         chunkId: 'doc-1:1:0',
@@ -87,7 +110,10 @@ export function runSearchIndexContract(name: string, createHarness: () => Promis
     });
 
     it('keeps tenants apart even when one tenant id is a prefix of another', async () => {
-      await index.upsertChunks([chunk('acme', 'doc-1', 1, 0, 'prefix isolation check'), chunk('acme-corp', 'doc-2', 1, 0, 'prefix isolation check')]);
+      await index.upsertChunks([
+        chunk('acme', 'doc-1', 1, 0, 'prefix isolation check'),
+        chunk('acme-corp', 'doc-2', 1, 0, 'prefix isolation check'),
+      ]);
       expect(await ids(['acme'], 'prefix isolation', wordVector('prefix isolation check'))).toEqual(['doc-1:1:0']);
       expect(await ids(['acme-corp'], 'prefix isolation', wordVector('prefix isolation check'))).toEqual(['doc-2:1:0']);
     });
@@ -138,7 +164,9 @@ export function runSearchIndexContract(name: string, createHarness: () => Promis
       expect(await ids([B], 'removable')).toEqual(['doc-1b:1:0']);
       expect(await index.deleteDocument(A, 'doc-1')).toBe(0);
       expect(await index.stats()).toEqual({ documents: 1, chunks: 1 });
-      expect(await index.documentVersions()).toEqual([{ tenantId: B, documentId: 'doc-1b', version: 1, chunks: 1, olderVersionChunks: 0 }]);
+      expect(await index.documentVersions()).toEqual([
+        { tenantId: B, documentId: 'doc-1b', version: 1, chunks: 1, olderVersionChunks: 0 },
+      ]);
     });
 
     it('ranks an exact keyword match first in a hybrid query (RRF)', async () => {
@@ -165,10 +193,20 @@ export function runSearchIndexContract(name: string, createHarness: () => Promis
     });
 
     it('excludeDocumentIds leaves those documents out of keyword, vector and hybrid results', async () => {
-      await index.upsertChunks([chunk(A, 'keep', 1, 0, 'deletion pending example'), chunk(A, 'gone', 1, 0, 'deletion pending example'), chunk(SHARED_TENANT, 'shared-gone', 1, 0, 'deletion pending example')]);
+      await index.upsertChunks([
+        chunk(A, 'keep', 1, 0, 'deletion pending example'),
+        chunk(A, 'gone', 1, 0, 'deletion pending example'),
+        chunk(SHARED_TENANT, 'shared-gone', 1, 0, 'deletion pending example'),
+      ]);
       const v = wordVector('deletion pending example');
-      for (const [text, vector] of [['deletion pending', undefined], ['', v], ['deletion pending', v]] as const) {
-        expect(await ids([A, SHARED_TENANT], text, vector, { excludeDocumentIds: ['gone', 'shared-gone'] })).toEqual(['keep:1:0']);
+      for (const [text, vector] of [
+        ['deletion pending', undefined],
+        ['', v],
+        ['deletion pending', v],
+      ] as const) {
+        expect(await ids([A, SHARED_TENANT], text, vector, { excludeDocumentIds: ['gone', 'shared-gone'] })).toEqual([
+          'keep:1:0',
+        ]);
       }
       expect((await ids([A, SHARED_TENANT], 'deletion pending', v)).sort()).toEqual(['gone:1:0', 'keep:1:0', 'shared-gone:1:0']);
     });
@@ -181,8 +219,12 @@ export function runSearchIndexContract(name: string, createHarness: () => Promis
     it('refuses vectors of the wrong length and top outside 1–50', async () => {
       const bad = chunk(A, 'x', 1, 0, 'x', { vector: new Float32Array(3) });
       await expect(index.upsertChunks([bad])).rejects.toSatisfy((e: unknown) => isAppError(e, 'validation_failed'));
-      await expect(index.search({ tenantIds: [A], text: 'x', vector: new Float32Array(3), top: 5 })).rejects.toSatisfy((e: unknown) => isAppError(e, 'validation_failed'));
-      await expect(index.search({ tenantIds: [A], text: 'x', top: 0 })).rejects.toSatisfy((e: unknown) => isAppError(e, 'validation_failed'));
+      await expect(index.search({ tenantIds: [A], text: 'x', vector: new Float32Array(3), top: 5 })).rejects.toSatisfy(
+        (e: unknown) => isAppError(e, 'validation_failed'),
+      );
+      await expect(index.search({ tenantIds: [A], text: 'x', top: 0 })).rejects.toSatisfy((e: unknown) =>
+        isAppError(e, 'validation_failed'),
+      );
       expect(await index.stats()).toEqual({ documents: 0, chunks: 0 });
     });
 

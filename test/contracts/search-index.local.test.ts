@@ -7,7 +7,11 @@ import { chunk, CONTRACT_DIMENSIONS, runSearchIndexContract } from './search-ind
 
 runSearchIndexContract('LocalSearchIndex', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-search-'));
-  const index = new LocalSearchIndex({ file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'), name: 'meridian-eastus', dimensions: CONTRACT_DIMENSIONS });
+  const index = new LocalSearchIndex({
+    file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'),
+    name: 'meridian-eastus',
+    dimensions: CONTRACT_DIMENSIONS,
+  });
   return {
     index,
     async cleanup() {

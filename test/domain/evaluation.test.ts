@@ -63,7 +63,16 @@ describe('model verdicts and the overall score', () => {
   });
 
   it('averages the criteria that did not fail, by weight', () => {
-    expect(overallOf([{ id: 'a', score: 1 }, { id: 'b', score: 0 }, { id: 'c', score: 0, failed: true }], { a: 3, b: 1 })).toBe(0.75);
+    expect(
+      overallOf(
+        [
+          { id: 'a', score: 1 },
+          { id: 'b', score: 0 },
+          { id: 'c', score: 0, failed: true },
+        ],
+        { a: 3, b: 1 },
+      ),
+    ).toBe(0.75);
     expect(overallOf([{ id: 'a', score: 0, failed: true }], {})).toBeUndefined();
   });
 });
@@ -80,7 +89,11 @@ describe('session gate and instance routing', () => {
   });
 
   it('serves ids of served regions, redirects to another region of the boundary, hides other boundaries', () => {
-    const here = { servedRegions: ['eastus'], boundary: 'us', boundaryOf: (r: string) => ({ eastus: 'us', westus2: 'us', westeurope: 'eu' })[r] };
+    const here = {
+      servedRegions: ['eastus'],
+      boundary: 'us',
+      boundaryOf: (r: string) => ({ eastus: 'us', westus2: 'us', westeurope: 'eu' })[r],
+    };
     const id = (region: string) => `${region}-${'a'.repeat(32)}`;
     expect(homeRegionOf(`${id('westus2')}:evaluation`)).toBe('westus2');
     expect(routeInstance(id('eastus'), here)).toEqual({ kind: 'here' });

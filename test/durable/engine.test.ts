@@ -69,8 +69,16 @@ describe('durable engine: orchestrations replayed through the real durable-funct
     const done = await sys.waitFor(id, ['Completed', 'Failed']);
     expect(done.output).toEqual({ attempts: 3 });
     // attempt 0, timer 1, attempt 2, timer 3, attempt 4
-    expect(history(id).filter((e) => e.EventType === EventType.TaskScheduled).map((e) => e.EventId)).toEqual([0, 2, 4]);
-    expect(history(id).filter((e) => e.EventType === EventType.TimerCreated).map((e) => e.EventId)).toEqual([1, 3]);
+    expect(
+      history(id)
+        .filter((e) => e.EventType === EventType.TaskScheduled)
+        .map((e) => e.EventId),
+    ).toEqual([0, 2, 4]);
+    expect(
+      history(id)
+        .filter((e) => e.EventType === EventType.TimerCreated)
+        .map((e) => e.EventId),
+    ).toEqual([1, 3]);
   });
 
   it('gives up after maxNumberOfAttempts and surfaces the last failure', async () => {

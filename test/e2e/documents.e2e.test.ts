@@ -24,7 +24,11 @@ describe('documents API through the front door', () => {
   const upload = (token: string, query: string, body: string | Buffer, type = 'text/markdown') =>
     fetch(`${sys.url}/api/documents?${query}`, { method: 'POST', headers: { authorization: token, 'content-type': type }, body });
   const list = async (token: string) =>
-    ((await (await fetch(`${sys.url}/api/documents`, { headers: { authorization: token } })).json()) as { items: { documentId: string; name: string; version: number; status: string }[] }).items;
+    (
+      (await (await fetch(`${sys.url}/api/documents`, { headers: { authorization: token } })).json()) as {
+        items: { documentId: string; name: string; version: number; status: string }[];
+      }
+    ).items;
 
   it('accepts an upload, replaces by name with the next version, and publishes index-sync messages', async () => {
     const first = await upload(acme, 'name=Guide.md&tier=upload', '# Failover\nStay inside the boundary.');
@@ -33,7 +37,10 @@ describe('documents API through the front door', () => {
     expect(a).toMatchObject({ name: 'Guide.md', tier: 'upload', boundary: 'us', version: 1, status: 'queued' });
     expect(a.etag).toMatch(/^[^"]+$/);
 
-    const second = (await (await upload(acme, 'name=guide.md&tier=kb', '# Failover v2')).json()) as { documentId: string; version: number };
+    const second = (await (await upload(acme, 'name=guide.md&tier=kb', '# Failover v2')).json()) as {
+      documentId: string;
+      version: number;
+    };
     expect(second).toMatchObject({ documentId: a.documentId, version: 2 });
 
     const got = await fetch(`${sys.url}/api/documents/${a.documentId}`, { headers: { authorization: acme } });
@@ -45,7 +52,10 @@ describe('documents API through the front door', () => {
     expect(await list(globex)).toEqual([]);
 
     // The blob trigger published one upsert per version to the global bus; the message carries no tenant data.
-    const bus = new LocalServiceBus({ path: path.join(sys.dataDir, 'global', 'bus.sqlite'), clock: new ManualClock(Date.now() + 3_600_000 * 0) });
+    const bus = new LocalServiceBus({
+      path: path.join(sys.dataDir, 'global', 'bus.sqlite'),
+      clock: new ManualClock(Date.now() + 3_600_000 * 0),
+    });
     try {
       const until = Date.now() + 10_000;
       let stats = await bus.stats('index-sync', 'meridian-westus2-indexer');
@@ -59,7 +69,13 @@ describe('documents API through the front door', () => {
       expect((await bus.stats('index-sync', 'meridian-northeurope-indexer')).active).toBe(0);
       const [m] = await bus.receive('index-sync', 'meridian-westus2-indexer', { maxMessages: 1 });
       expect(m?.messageId).toMatch(new RegExp(`^upsert:${a.documentId}@[12]$`));
-      expect(m?.body).toMatchObject({ schema: 1, op: 'upsert', documentId: a.documentId, targetRegion: 'us', blob: { account: 'meridianus', container: 'documents', name: a.documentId } });
+      expect(m?.body).toMatchObject({
+        schema: 1,
+        op: 'upsert',
+        documentId: a.documentId,
+        targetRegion: 'us',
+        blob: { account: 'meridianus', container: 'documents', name: a.documentId },
+      });
       expect(m?.applicationProperties).toMatchObject({ targetRegion: 'us', tier: expect.any(String) });
       expect(JSON.stringify(m?.body)).not.toMatch(/acme|alice|Guide/i);
       if (m) await bus.abandon(m.lockToken);

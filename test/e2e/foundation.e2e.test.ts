@@ -31,10 +31,16 @@ describe('npm start: the whole system over HTTP', () => {
     expect(await anon.json()).toEqual({ status: 'ok' });
 
     const admin = await bearer('meridian-operators', 'ops', ['platform-admin']);
-    for (const [boundary, region] of [['us', 'eastus'], ['eu', 'westeurope']] as const) {
+    for (const [boundary, region] of [
+      ['us', 'eastus'],
+      ['eu', 'westeurope'],
+    ] as const) {
       const res = await fetch(`${sys.url}/api/health?boundary=${boundary}`, { headers: { authorization: admin } });
       expect(res.status).toBe(200);
-      const body = (await res.json()) as { region: string; checks: { name: string; boundary: string; status: string; latencyMs: number }[] };
+      const body = (await res.json()) as {
+        region: string;
+        checks: { name: string; boundary: string; status: string; latencyMs: number }[];
+      };
       expect(body.region).toBe(region);
       const blob = body.checks.find((c) => c.name === 'blob-storage');
       expect(blob).toMatchObject({ boundary, status: 'ok' });

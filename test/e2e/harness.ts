@@ -25,7 +25,11 @@ export interface StartOptions {
   keepDataDir?: boolean;
 }
 
-export async function startSystem(env: Record<string, string> = {}, timeoutMs = 90_000, options: StartOptions = {}): Promise<RunningSystem> {
+export async function startSystem(
+  env: Record<string, string> = {},
+  timeoutMs = 90_000,
+  options: StartOptions = {},
+): Promise<RunningSystem> {
   const main = path.join(ROOT, 'dist/devhost/main.js');
   if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` (npm test does) before e2e tests');
   const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'meridian-e2e-'));

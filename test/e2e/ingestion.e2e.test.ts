@@ -85,11 +85,25 @@ describe('ingestion and regional indexing through npm start', () => {
       const d = await upload(acme, file, readFileSync(path.join(CORPUS, file)));
       corpusIds.set(file, d.documentId);
     }
-    const eu = await upload(eureka, 'eu-policy.md', `# Data residency\n${EU_MARKER}. EU tenant data never leaves westeurope and northeurope.`);
+    const eu = await upload(
+      eureka,
+      'eu-policy.md',
+      `# Data residency\n${EU_MARKER}. EU tenant data never leaves westeurope and northeurope.`,
+    );
     corpusIds.set('eu', eu.documentId);
-    const g = await upload(globex, 'globex.md', '# Globex pricing\nGlobex confidential pricing sheet: quantum widgets cost 42 credits.');
+    const g = await upload(
+      globex,
+      'globex.md',
+      '# Globex pricing\nGlobex confidential pricing sheet: quantum widgets cost 42 credits.',
+    );
     corpusIds.set('globex', g.documentId);
-    const shared = await upload(admin, 'platform-faq.md', '# Platform FAQ\nSupport hours for every tenant: the helpdesk answers around the clock.', 'text/markdown', '&scope=shared');
+    const shared = await upload(
+      admin,
+      'platform-faq.md',
+      '# Platform FAQ\nSupport hours for every tenant: the helpdesk answers around the clock.',
+      'text/markdown',
+      '&scope=shared',
+    );
     corpusIds.set('shared', shared.documentId);
     for (const [key, id] of corpusIds) {
       const token = key === 'eu' ? eureka : key === 'globex' ? globex : key === 'shared' ? admin : acme;
@@ -117,7 +131,9 @@ describe('ingestion and regional indexing through npm start', () => {
 
     const globexHits = await search(globex, 'quantum widgets pricing failover helpdesk', 50);
     expect(globexHits.some((h) => h.documentId === corpusIds.get('globex'))).toBe(true);
-    expect(globexHits.every((h) => h.documentId === corpusIds.get('globex') || h.documentId === corpusIds.get('shared'))).toBe(true);
+    expect(globexHits.every((h) => h.documentId === corpusIds.get('globex') || h.documentId === corpusIds.get('shared'))).toBe(
+      true,
+    );
 
     const euHits = await search(eureka, 'residency westeurope failover helpdesk support', 50);
     expect(euHits.some((h) => h.documentId === corpusIds.get('eu'))).toBe(true);
@@ -147,7 +163,12 @@ describe('ingestion and regional indexing through npm start', () => {
   });
 
   it('marks a corrupt PDF failed with a reason', async () => {
-    const d = await upload(acme, 'broken.pdf', Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog >>\nthis is not a pdf at all'), 'application/pdf');
+    const d = await upload(
+      acme,
+      'broken.pdf',
+      Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog >>\nthis is not a pdf at all'),
+      'application/pdf',
+    );
     const failed = await waitFor(acme, d.documentId, (x) => x.status !== 'queued', 60_000);
     expect(failed.status).toBe('failed');
     expect(failed.error).toBeTruthy();
@@ -180,7 +201,9 @@ describe('ingestion and regional indexing through npm start', () => {
     }
     const failed = await waitFor(acme, target.documentId, (d) => d.status === 'failed', 60_000);
     expect(failed.error).toMatch(/dead-lettered: MaxDeliveryCountExceeded/);
-    const status = (await (await api(admin, 'index/status?boundary=us')).json()) as { indexes: { name: string; deadLettered: number; boundary: string }[] };
+    const status = (await (await api(admin, 'index/status?boundary=us')).json()) as {
+      indexes: { name: string; deadLettered: number; boundary: string }[];
+    };
     expect(status.indexes.map((i) => i.name).sort()).toEqual(['meridian-eastus', 'meridian-westus2']);
     expect(status.indexes.find((i) => i.name === 'meridian-eastus')?.deadLettered).toBeGreaterThanOrEqual(1);
     expect((await api(acme, 'index/status')).status).toBe(403);

@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer } from '../helpers/tokens';
 import { startSystem, type RunningSystem } from './harness';
 
-type SessionView = { status: string; exchanges: number; endedAt?: string; evaluation?: { overall: number; criteria: { id: string; score: number; rationale: string }[] } };
+type SessionView = {
+  status: string;
+  exchanges: number;
+  endedAt?: string;
+  evaluation?: { overall: number; criteria: { id: string; score: number; rationale: string }[] };
+};
 
 async function api(sys: RunningSystem, token: string, method: string, path: string, body?: unknown) {
   const res = await fetch(`${sys.url}${path}`, {
@@ -19,7 +24,11 @@ async function api(sys: RunningSystem, token: string, method: string, path: stri
 }
 
 async function advance(sys: RunningSystem, ms: number): Promise<void> {
-  const res = await fetch(`${sys.url}/_devhost/clock/advance`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ms }) });
+  const res = await fetch(`${sys.url}/_devhost/clock/advance`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ms }),
+  });
   expect(res.status).toBe(200);
 }
 
@@ -73,7 +82,10 @@ describe('coaching sessions over HTTP (npm start, virtual clock)', () => {
 
     const ended = await api(sys, alice, 'POST', `/api/sessions/${id}/end`);
     expect(ended).toEqual({ status: 202, body: { sessionId: id, status: 'evaluating' } });
-    const done = await until(() => session(id), (s) => s.status !== 'evaluating');
+    const done = await until(
+      () => session(id),
+      (s) => s.status !== 'evaluating',
+    );
     expect(done.status).toBe('completed');
     expect(done.exchanges).toBe(4);
     expect(done.evaluation?.criteria.map((c) => c.id)).toEqual(SALES_CRITERIA);
@@ -87,12 +99,19 @@ describe('coaching sessions over HTTP (npm start, virtual clock)', () => {
   }, 60_000);
 
   it('expires an idle session after 5 minutes of virtual time and still evaluates it', async () => {
-    const id = (await api(sys, alice, 'POST', '/api/sessions', { scenario: 'sales-discovery', persona: 'busy-ops-lead' })).body['sessionId'] as string;
-    expect((await api(sys, alice, 'POST', `/api/sessions/${id}/messages`, { text: 'How do you handle invoices today?' })).status).toBe(200);
+    const id = (await api(sys, alice, 'POST', '/api/sessions', { scenario: 'sales-discovery', persona: 'busy-ops-lead' })).body[
+      'sessionId'
+    ] as string;
+    expect(
+      (await api(sys, alice, 'POST', `/api/sessions/${id}/messages`, { text: 'How do you handle invoices today?' })).status,
+    ).toBe(200);
     await advance(sys, 4 * 60_000);
     expect((await session(id)).status).toBe('active');
     await advance(sys, 61_000);
-    const done = await until(() => session(id), (s) => s.status !== 'active' && s.status !== 'evaluating');
+    const done = await until(
+      () => session(id),
+      (s) => s.status !== 'active' && s.status !== 'evaluating',
+    );
     expect(done.status).toBe('expired');
     expect(done.evaluation?.criteria.map((c) => c.id)).toEqual(SALES_CRITERIA);
     expect((await api(sys, alice, 'POST', `/api/sessions/${id}/messages`, { text: 'Still there?' })).status).toBe(409);
@@ -104,10 +123,19 @@ describe('coaching sessions over HTTP (npm start, virtual clock)', () => {
       question: 'How many vacation days do full-time employees get?',
       contexts: ['Full-time employees receive 25 vacation days per year.', 'Unused vacation days carry over until March.'],
     };
-    const grounded = await api(sys, alice, 'POST', '/api/evaluate', { ...base, answer: 'Full-time employees receive 25 vacation days per year [1].' });
-    const ungrounded = await api(sys, alice, 'POST', '/api/evaluate', { ...base, answer: 'Everyone gets unlimited paid holidays and a yearly bonus.' });
+    const grounded = await api(sys, alice, 'POST', '/api/evaluate', {
+      ...base,
+      answer: 'Full-time employees receive 25 vacation days per year [1].',
+    });
+    const ungrounded = await api(sys, alice, 'POST', '/api/evaluate', {
+      ...base,
+      answer: 'Everyone gets unlimited paid holidays and a yearly bonus.',
+    });
     expect(grounded.status).toBe(202);
-    const again = await api(sys, alice, 'POST', '/api/evaluate', { ...base, answer: 'Full-time employees receive 25 vacation days per year [1].' });
+    const again = await api(sys, alice, 'POST', '/api/evaluate', {
+      ...base,
+      answer: 'Full-time employees receive 25 vacation days per year [1].',
+    });
     expect(again.body['evaluationId']).toBe(grounded.body['evaluationId']);
     const result = async (r: { body: Record<string, unknown> }) =>
       (
@@ -133,12 +161,17 @@ describe('a session across a devhost restart', () => {
     const dataDir = first.dataDir;
     try {
       const id = (await api(first, alice, 'POST', '/api/sessions', { scenario: 'sales-discovery' })).body['sessionId'] as string;
-      expect((await api(first, alice, 'POST', `/api/sessions/${id}/messages`, { text: 'What matters most to you this quarter?' })).status).toBe(200);
+      expect(
+        (await api(first, alice, 'POST', `/api/sessions/${id}/messages`, { text: 'What matters most to you this quarter?' }))
+          .status,
+      ).toBe(200);
       expect(await first.stop()).toBe(0);
 
       const second = await startSystem(env, 90_000, { dataDir });
       try {
-        const r = await api(second, alice, 'POST', `/api/sessions/${id}/messages`, { text: 'Can we schedule a demo next week as a next step?' });
+        const r = await api(second, alice, 'POST', `/api/sessions/${id}/messages`, {
+          text: 'Can we schedule a demo next week as a next step?',
+        });
         expect(r.status).toBe(200);
         expect(r.body['exchange']).toBe(2);
         expect((await api(second, alice, 'POST', `/api/sessions/${id}/end`)).status).toBe(202);

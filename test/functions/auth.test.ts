@@ -18,7 +18,10 @@ afterEach(() => setDepsForTesting(undefined));
 describe('bearer authentication at the HTTP edge', () => {
   it('accepts a valid token and takes the tenant from it', async () => {
     testDeps();
-    const res = await call(adminOnly, { url: URL_, headers: { authorization: await bearer('tenant-acme-corp', 'alice', ['admin']) } });
+    const res = await call(adminOnly, {
+      url: URL_,
+      headers: { authorization: await bearer('tenant-acme-corp', 'alice', ['admin']) },
+    });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ tenantId: 'tenant-acme-corp', userId: 'alice', roles: ['admin'], boundary: 'us' });
     expect(res.headers.get('x-meridian-region')).toBe('eastus');
@@ -29,8 +32,20 @@ describe('bearer authentication at the HTTP edge', () => {
     ['missing', async () => ({}), /bearer token is required/],
     ['not a bearer', async () => ({ authorization: 'Basic abc' }), /must be "Bearer <JWT>"/],
     ['malformed', async () => ({ authorization: 'Bearer not.a.jwt' }), /malformed|not valid/],
-    ['expired', async () => ({ authorization: await bearer('tenant-acme-corp', 'a', ['admin'], { now: Date.now() - 7_200_000, expiresInSeconds: 60 }) }), /expired/],
-    ['wrong signature', async () => ({ authorization: await bearer('tenant-acme-corp', 'a', ['admin'], { secret: 'another-secret-that-is-long-enough-1234' }) }), /signature/],
+    [
+      'expired',
+      async () => ({
+        authorization: await bearer('tenant-acme-corp', 'a', ['admin'], { now: Date.now() - 7_200_000, expiresInSeconds: 60 }),
+      }),
+      /expired/,
+    ],
+    [
+      'wrong signature',
+      async () => ({
+        authorization: await bearer('tenant-acme-corp', 'a', ['admin'], { secret: 'another-secret-that-is-long-enough-1234' }),
+      }),
+      /signature/,
+    ],
     ['unknown tenant', async () => ({ authorization: await bearer('tenant-nobody', 'a', ['admin']) }), /not from a tenant/],
   ];
   for (const [name, headers, detail] of cases) {
@@ -47,7 +62,10 @@ describe('bearer authentication at the HTTP edge', () => {
 
   it('answers 403 for a missing role and records a security event in the caller tenant', async () => {
     const deps = testDeps();
-    const res = await call(adminOnly, { url: URL_, headers: { authorization: await bearer('tenant-acme-corp', 'bob', ['auditor']) } });
+    const res = await call(adminOnly, {
+      url: URL_,
+      headers: { authorization: await bearer('tenant-acme-corp', 'bob', ['auditor']) },
+    });
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ code: 'forbidden', status: 403, requiredRoles: ['admin'] });
     const event = deps.logs.find((l) => l['message'] === 'request refused: missing role');
@@ -56,16 +74,22 @@ describe('bearer authentication at the HTTP edge', () => {
 
   it('never grants platform-admin outside the operator tenant', async () => {
     testDeps();
-    const res = await call(authenticated({ roles: ['platform-admin'] }, async () => json(200, {})), {
-      url: URL_,
-      headers: { authorization: await bearer('tenant-acme-corp', 'eve', ['platform-admin', 'admin']) },
-    });
+    const res = await call(
+      authenticated({ roles: ['platform-admin'] }, async () => json(200, {})),
+      {
+        url: URL_,
+        headers: { authorization: await bearer('tenant-acme-corp', 'eve', ['platform-admin', 'admin']) },
+      },
+    );
     expect(res.status).toBe(403);
   });
 
   it('answers 421 misdirected_boundary for a tenant of a boundary not served here', async () => {
     const deps = testDeps(); // serves us
-    const res = await call(adminOnly, { url: URL_, headers: { authorization: await bearer('tenant-eureka-gmbh', 'u', ['admin']) } });
+    const res = await call(adminOnly, {
+      url: URL_,
+      headers: { authorization: await bearer('tenant-eureka-gmbh', 'u', ['admin']) },
+    });
     expect(res.status).toBe(421);
     expect(res.body).toMatchObject({ code: 'misdirected_boundary', boundary: 'eu' });
     expect(JSON.stringify(deps.logs)).not.toContain('security');
@@ -73,11 +97,20 @@ describe('bearer authentication at the HTTP edge', () => {
 
   it('lets a platform-admin of the operator tenant through to another boundary (tenant-free reads)', async () => {
     testDeps({ MERIDIAN_SERVED_REGIONS: 'westeurope' });
-    const res = await call(health, { url: 'http://127.0.0.1/api/health', headers: { authorization: await bearer('meridian-operators', 'ops', ['platform-admin']) } });
+    const res = await call(health, {
+      url: 'http://127.0.0.1/api/health',
+      headers: { authorization: await bearer('meridian-operators', 'ops', ['platform-admin']) },
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'ok', region: 'westeurope', boundary: 'eu' });
     const checks = (res.body as { checks: { name: string; boundary: string; status: string }[] }).checks;
-    expect(checks.map((c) => `${c.name}/${c.boundary}/${c.status}`).sort()).toEqual(['chat-models/eu/ok', 'document-store/eu/ok', 'reasoning-models/eu/ok', 'search:meridian-westeurope/eu/ok', 'service-bus/global/ok']);
+    expect(checks.map((c) => `${c.name}/${c.boundary}/${c.status}`).sort()).toEqual([
+      'chat-models/eu/ok',
+      'document-store/eu/ok',
+      'reasoning-models/eu/ok',
+      'search:meridian-westeurope/eu/ok',
+      'service-bus/global/ok',
+    ]);
   });
 
   it('keeps a valid client request id and replaces an unsafe one', async () => {
@@ -93,7 +126,15 @@ describe('bearer authentication at the HTTP edge', () => {
 describe('azure mode (Entra ID)', () => {
   const clock = new ManualClock(Date.now());
   const directory = createTenantDirectory(
-    [{ tenantId: 'contoso', entraTenantId: '11111111-2222-3333-4444-555555555555', boundary: 'us', monthlyTokenBudget: 1, budgetEnforcement: 'soft' }],
+    [
+      {
+        tenantId: 'contoso',
+        entraTenantId: '11111111-2222-3333-4444-555555555555',
+        boundary: 'us',
+        monthlyTokenBudget: 1,
+        budgetEnforcement: 'soft',
+      },
+    ],
     'ops',
   );
   let signRs256: (claims: Record<string, unknown>, issuer?: string) => Promise<string>;
@@ -127,14 +168,30 @@ describe('azure mode (Entra ID)', () => {
 
   it('refuses an HS256 token, even one signed with the local dev secret', async () => {
     const hs = await mintDevToken({ tenant: '11111111-2222-3333-4444-555555555555', user: 'x' });
-    const err = await auth().authenticate(`Bearer ${hs}`).catch((e: unknown) => e);
+    const err = await auth()
+      .authenticate(`Bearer ${hs}`)
+      .catch((e: unknown) => e);
     expect(isAppError(err, 'unauthorized')).toBe(true);
   });
 
   it('refuses a wrong issuer and an unknown directory', async () => {
     const wrongIssuer = await signRs256({ tid: '11111111-2222-3333-4444-555555555555' }, 'https://evil.example/v2.0');
-    expect(isAppError(await auth().authenticate(`Bearer ${wrongIssuer}`).catch((e: unknown) => e), 'unauthorized')).toBe(true);
+    expect(
+      isAppError(
+        await auth()
+          .authenticate(`Bearer ${wrongIssuer}`)
+          .catch((e: unknown) => e),
+        'unauthorized',
+      ),
+    ).toBe(true);
     const unknown = await signRs256({ tid: '99999999-2222-3333-4444-555555555555' });
-    expect(isAppError(await auth().authenticate(`Bearer ${unknown}`).catch((e: unknown) => e), 'unauthorized')).toBe(true);
+    expect(
+      isAppError(
+        await auth()
+          .authenticate(`Bearer ${unknown}`)
+          .catch((e: unknown) => e),
+        'unauthorized',
+      ),
+    ).toBe(true);
   });
 });

@@ -64,7 +64,9 @@ describe('openapi.yaml and the registered HTTP functions agree', () => {
   it('serves every documented operation that is not marked planned, and none that is', () => {
     const ops = operations();
     expect(ops.filter((o) => !o.planned && !registered.has(o.key)).map((o) => o.key)).toEqual([]);
-    expect(ops.filter((o) => o.planned && registered.has(o.key)).map((o) => `${o.key} is served: drop x-meridian-planned`)).toEqual([]);
+    expect(
+      ops.filter((o) => o.planned && registered.has(o.key)).map((o) => `${o.key} is served: drop x-meridian-planned`),
+    ).toEqual([]);
   });
 
   it('declares exactly the path parameters of each path template', () => {

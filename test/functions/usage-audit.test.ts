@@ -30,7 +30,8 @@ afterAll(async () => {
   tmp.remove();
 });
 
-const usage = async (query: string, auth: string) => call(getUsage, { url: `http://127.0.0.1/api/usage${query}`, headers: { authorization: auth } });
+const usage = async (query: string, auth: string) =>
+  call(getUsage, { url: `http://127.0.0.1/api/usage${query}`, headers: { authorization: auth } });
 
 describe('GET /api/usage', () => {
   it("answers an admin with the own tenant's month and budget", async () => {
@@ -48,7 +49,10 @@ describe('GET /api/usage', () => {
 
   it('lets a platform-admin read a tenant of this boundary, 421 for another boundary', async () => {
     const ops = await bearer('meridian-operators', 'op', ['platform-admin']);
-    expect((await usage(`?period=2030-01&tenant=${ACME}`, ops)).body).toMatchObject({ tenantId: ACME, totals: { totalTokens: 1265 } });
+    expect((await usage(`?period=2030-01&tenant=${ACME}`, ops)).body).toMatchObject({
+      tenantId: ACME,
+      totals: { totalTokens: 1265 },
+    });
     expect((await usage('?period=2030-01&tenant=tenant-eureka-gmbh', ops)).status).toBe(421);
     expect((await usage('?period=2030-01&tenant=tenant-nobody', ops)).status).toBe(404);
   });
@@ -71,11 +75,25 @@ describe('403 refusals are stored as security events in the caller tenant and au
     expect(res.status).toBe(403);
     const feed = (await store().readChangeFeed('security-events', { continuation: before })).items;
     expect(feed).toHaveLength(1);
-    expect(feed[0]).toMatchObject({ tenantId: ACME, type: 'security-event', kind: 'forbidden', userId: 'mallory', route: '/api/usage', method: 'GET', ttl: 2_592_000 });
+    expect(feed[0]).toMatchObject({
+      tenantId: ACME,
+      type: 'security-event',
+      kind: 'forbidden',
+      userId: 'mallory',
+      route: '/api/usage',
+      method: 'GET',
+      ttl: 2_592_000,
+    });
     const audit = createAuditLog({ ...deps, hash: sha256Hex });
     await audit.appendChanges('security-events', feed);
     const items = (await audit.list(ACME, { limit: 200 })).items;
-    expect(items.at(-1)).toMatchObject({ actor: 'mallory', action: 'security.forbidden', resource: 'GET /api/usage', boundary: 'us', region: 'eastus' });
+    expect(items.at(-1)).toMatchObject({
+      actor: 'mallory',
+      action: 'security.forbidden',
+      resource: 'GET /api/usage',
+      boundary: 'us',
+      region: 'eastus',
+    });
   });
 
   it('stores nothing for 401 and 421', async () => {
@@ -93,7 +111,13 @@ describe('GET /api/audit and /api/audit/verify', () => {
   beforeAll(async () => {
     const audit = createAuditLog({ ...deps, hash: sha256Hex });
     await audit.append(
-      Array.from({ length: 5 }, (_, i) => ({ tenantId: ACME, actor: 'u', action: 'document.queued', resource: `documents/d${i}`, source: { container: 'documents', id: `d${i}`, etag: '"1"' } })),
+      Array.from({ length: 5 }, (_, i) => ({
+        tenantId: ACME,
+        actor: 'u',
+        action: 'document.queued',
+        resource: `documents/d${i}`,
+        source: { container: 'documents', id: `d${i}`, etag: '"1"' },
+      })),
     );
   });
 
@@ -102,14 +126,27 @@ describe('GET /api/audit and /api/audit/verify', () => {
     expect(first.status).toBe(200);
     const body = first.body as { items: { seq: number; hash: string; prevHash: string }[]; continuationToken?: string };
     expect(body.items.map((i) => i.seq)).toEqual([1, 2]);
-    expect(Object.keys(body.items[0] ?? {}).sort()).toEqual(['action', 'actor', 'at', 'boundary', 'hash', 'prevHash', 'region', 'resource', 'seq']);
+    expect(Object.keys(body.items[0] ?? {}).sort()).toEqual([
+      'action',
+      'actor',
+      'at',
+      'boundary',
+      'hash',
+      'prevHash',
+      'region',
+      'resource',
+      'seq',
+    ]);
     const next = await get(listAudit, `/api/audit?limit=2&continuationToken=${body.continuationToken}`);
     expect((next.body as typeof body).items.map((i) => i.seq)).toEqual([3, 4]);
   });
 
-  it.each(['?limit=201', '?limit=0', '?afterSeq=-1', '?from=yesterday', '?continuationToken=abc', '?tenant=x'])('400 for %j', async (q) => {
-    expect((await get(listAudit, `/api/audit${q}`)).status).toBe(400);
-  });
+  it.each(['?limit=201', '?limit=0', '?afterSeq=-1', '?from=yesterday', '?continuationToken=abc', '?tenant=x'])(
+    '400 for %j',
+    async (q) => {
+      expect((await get(listAudit, `/api/audit${q}`)).status).toBe(400);
+    },
+  );
 
   it('403 for a plain user', async () => {
     expect((await get(listAudit, '/api/audit', [])).status).toBe(403);
@@ -119,7 +156,9 @@ describe('GET /api/audit and /api/audit/verify', () => {
     const ok = await get(verifyAudit, '/api/audit/verify');
     expect(ok.body).toMatchObject({ valid: true });
     const count = (ok.body as { count: number }).count;
-    const page = await store().query<{ id: string; seq: number; resource: string }>('audit', ACME, { where: [{ path: '/seq', op: '=', value: 3 }] });
+    const page = await store().query<{ id: string; seq: number; resource: string }>('audit', ACME, {
+      where: [{ path: '/seq', op: '=', value: 3 }],
+    });
     const { _etag: _e, _ts: _t, ...entry } = page.items[0] as Record<string, unknown> & { id: string };
     await store().replace('audit', { ...entry, resource: 'documents/other' });
     expect((await get(verifyAudit, '/api/audit/verify')).body).toEqual({ valid: false, brokenAt: 3, reason: 'hash_mismatch' });

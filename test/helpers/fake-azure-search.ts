@@ -21,7 +21,19 @@ type Doc = Record<string, unknown> & { id: string };
 type Value = string | number;
 type Pred = (d: Doc) => boolean;
 
-const SEARCH_MEMBERS = new Set(['search', 'searchMode', 'filter', 'select', 'top', 'orderby', 'vectorQueries', 'vectorFilterMode', 'queryType', 'semanticConfiguration', 'count']);
+const SEARCH_MEMBERS = new Set([
+  'search',
+  'searchMode',
+  'filter',
+  'select',
+  'top',
+  'orderby',
+  'vectorQueries',
+  'vectorFilterMode',
+  'queryType',
+  'semanticConfiguration',
+  'count',
+]);
 
 /** Parses the OData subset the adapter emits: and, not, parentheses, eq/lt/gt, search.in. */
 export function parseFilter(filter: string): Pred {
@@ -30,7 +42,8 @@ export function parseFilter(filter: string): Pred {
   const peek = (): string | undefined => tokens[i];
   const take = (expected?: string): string => {
     const t = tokens[i++];
-    if (t === undefined || (expected !== undefined && t !== expected)) throw new Error(`filter: expected ${expected ?? 'a token'} at ${i} in ${filter}`);
+    if (t === undefined || (expected !== undefined && t !== expected))
+      throw new Error(`filter: expected ${expected ?? 'a token'} at ${i} in ${filter}`);
     return t;
   };
   const literal = (): Value => {
@@ -144,9 +157,11 @@ export class FakeAzureSearch {
     const prefix = `/indexes('${this.indexName}')/docs`;
     if (!r.path.startsWith(prefix)) throw new Error(`unknown path ${r.path}`);
     const op = r.path.slice(prefix.length);
-    if (r.method === 'POST' && !String(r.headers['content-type']).startsWith('application/json')) throw new Error('POST without JSON content type');
+    if (r.method === 'POST' && !String(r.headers['content-type']).startsWith('application/json'))
+      throw new Error('POST without JSON content type');
     if (r.method === 'GET' && op === '/$count') return String(this.docs.size);
-    if (r.method === 'POST' && op === '/search.index') return this.index(r.body as { value: (Doc & { '@search.action': string })[] });
+    if (r.method === 'POST' && op === '/search.index')
+      return this.index(r.body as { value: (Doc & { '@search.action': string })[] });
     if (r.method === 'POST' && op === '/search.post.search') return this.search(r.body as Record<string, unknown>);
     throw new Error(`unknown operation ${r.method} ${op}`);
   }
@@ -179,7 +194,9 @@ export class FakeAzureSearch {
     } else if (search !== undefined) {
       if (body['searchMode'] !== 'any') throw new Error('text queries must use searchMode any');
       const terms = [...new Set(words(search))];
-      const text = new Map(pool.map((d) => [d.id, words(`${String(d['content'])} ${String(d['headingPath'])} ${String(d['name'])}`)]));
+      const text = new Map(
+        pool.map((d) => [d.id, words(`${String(d['content'])} ${String(d['headingPath'])} ${String(d['name'])}`)]),
+      );
       const df = new Map(terms.map((t) => [t, pool.filter((d) => text.get(d.id)?.includes(t)).length]));
       const scored = pool
         .map((d) => {
@@ -196,8 +213,10 @@ export class FakeAzureSearch {
       for (const x of scored) scores.set(x.id, x.s);
       lists.push(scored.map((x) => x.id));
     }
-    for (const q of (body['vectorQueries'] as { kind: string; vector: number[]; k: number; fields: string }[] | undefined) ?? []) {
-      if (q.kind !== 'vector' || q.fields !== 'contentVector' || !Array.isArray(q.vector) || typeof q.k !== 'number') throw new Error('bad vector query');
+    for (const q of (body['vectorQueries'] as { kind: string; vector: number[]; k: number; fields: string }[] | undefined) ??
+      []) {
+      if (q.kind !== 'vector' || q.fields !== 'contentVector' || !Array.isArray(q.vector) || typeof q.k !== 'number')
+        throw new Error('bad vector query');
       if (body['vectorFilterMode'] !== 'preFilter') throw new Error('vector queries must pre-filter');
       const ranked = pool
         .map((d) => ({ id: d.id, s: (d['contentVector'] as number[]).reduce((acc, x, i) => acc + x * (q.vector[i] ?? 0), 0) }))
@@ -215,7 +234,9 @@ export class FakeAzureSearch {
     return {
       value: ranked.slice(0, top).map(({ id, score }) => {
         const d = this.docs.get(id) as Doc;
-        const fields = Object.fromEntries(Object.entries(d).filter(([k]) => k !== 'contentVector' && (!select || select.includes(k))));
+        const fields = Object.fromEntries(
+          Object.entries(d).filter(([k]) => k !== 'contentVector' && (!select || select.includes(k))),
+        );
         return { '@search.score': score, ...fields };
       }),
     };

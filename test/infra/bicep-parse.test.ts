@@ -27,10 +27,18 @@ describe('the Bicep grammar (tree-sitter-bicep wasm)', () => {
   });
 
   it.each([
-    ['an unclosed object', "resource sa 'Microsoft.Storage/storageAccounts@2024-01-01' = {\n  name: 'x'\n  location: 'eastus'\n", 'unclosed.bicep'],
-    ['a property without a value', "var x = {\n  name:\n}\n", 'novalue.bicep'],
-    ['a resource type in double quotes', 'resource sa "Microsoft.Storage/storageAccounts@2024-01-01" = {\n  name: \'x\'\n}\n', 'quotes.bicep'],
-    ['a stray operator', "param a string\nvar b = a +\noutput c string = b\n", 'stray.bicep'],
+    [
+      'an unclosed object',
+      "resource sa 'Microsoft.Storage/storageAccounts@2024-01-01' = {\n  name: 'x'\n  location: 'eastus'\n",
+      'unclosed.bicep',
+    ],
+    ['a property without a value', 'var x = {\n  name:\n}\n', 'novalue.bicep'],
+    [
+      'a resource type in double quotes',
+      'resource sa "Microsoft.Storage/storageAccounts@2024-01-01" = {\n  name: \'x\'\n}\n',
+      'quotes.bicep',
+    ],
+    ['a stray operator', 'param a string\nvar b = a +\noutput c string = b\n', 'stray.bicep'],
     ['an unterminated string', "var a = 'abc\nvar b = 1\n", 'string.bicep'],
   ])('rejects %s with a file:line:column', async (_what, source, label) => {
     const problems = await checkBicepSource(source, label);
@@ -39,7 +47,8 @@ describe('the Bicep grammar (tree-sitter-bicep wasm)', () => {
   });
 
   it('locates the error on the right line', async () => {
-    const source = "param a string\nparam b int = 3\nresource x 'Microsoft.Foo/bars@2024-01-01' = {\n  name: a\n  properties: {\n    value: b +\n  }\n}\n";
+    const source =
+      "param a string\nparam b int = 3\nresource x 'Microsoft.Foo/bars@2024-01-01' = {\n  name: a\n  properties: {\n    value: b +\n  }\n}\n";
     const problems = await checkBicepSource(source, 'lines.bicep');
     expect(problems.length).toBeGreaterThan(0);
     expect(problems.some((p) => /^lines\.bicep:[67]:\d+: /.test(p))).toBe(true);

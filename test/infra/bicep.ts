@@ -178,8 +178,7 @@ export function declarations(tree: Tree): BicepDeclaration[] {
       // `param x type = default` has a value after the type; `type?` is nullable.
       const typeIndex = named.findIndex((c) => c.type === 'type');
       const typeNode = named[typeIndex];
-      decl.optional =
-        typeIndex >= 0 && (typeIndex < named.length - 1 || typeNode?.namedChildren[0]?.type === 'nullable_type');
+      decl.optional = typeIndex >= 0 && (typeIndex < named.length - 1 || typeNode?.namedChildren[0]?.type === 'nullable_type');
     }
     out.push(decl);
   }

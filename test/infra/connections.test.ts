@@ -11,7 +11,8 @@ function connectionNames(): Set<string> {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(p);
-      else if (entry.name.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/connection:\s*'([A-Za-z0-9_]+)'/g)) names.add(m[1] as string);
+      else if (entry.name.endsWith('.ts'))
+        for (const m of readFileSync(p, 'utf8').matchAll(/connection:\s*'([A-Za-z0-9_]+)'/g)) names.add(m[1] as string);
     }
   };
   walk(path.join(ROOT, 'functions'));
@@ -22,9 +23,13 @@ describe('trigger connections and the Function App settings agree', () => {
   it('gives every connection a function names identity-based settings in infra (no connection strings)', () => {
     const bicep = readFileSync(path.join(ROOT, 'infra/modules/region.bicep'), 'utf8');
     const names = connectionNames();
-    expect([...names].sort()).toEqual(expect.arrayContaining(['BlobStorage', 'CosmosDBConnection', 'GlobalBlobStorage', 'ServiceBusConnection']));
+    expect([...names].sort()).toEqual(
+      expect.arrayContaining(['BlobStorage', 'CosmosDBConnection', 'GlobalBlobStorage', 'ServiceBusConnection']),
+    );
     for (const name of names) {
-      expect(bicep, `${name} has no settings in region.bicep`).toMatch(new RegExp(`\\b${name}__(blobServiceUri|fullyQualifiedNamespace|accountEndpoint)\\b`));
+      expect(bicep, `${name} has no settings in region.bicep`).toMatch(
+        new RegExp(`\\b${name}__(blobServiceUri|fullyQualifiedNamespace|accountEndpoint)\\b`),
+      );
       expect(bicep, `${name} must use the managed identity`).toMatch(new RegExp(`\\b${name}__credential: 'managedidentity'`));
     }
   });

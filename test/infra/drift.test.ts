@@ -79,7 +79,9 @@ describe('the drift check reports drift (drifted copies)', () => {
   });
 
   it('an extra boundary', () => {
-    const problems = drifted((p) => p.boundaries.push({ name: 'apac', regions: [{ name: 'japaneast', index: 'meridian-japaneast' }] }));
+    const problems = drifted((p) =>
+      p.boundaries.push({ name: 'apac', regions: [{ name: 'japaneast', index: 'meridian-japaneast' }] }),
+    );
     expect(problems).toContain('boundary apac: in infra parameters but not in config/');
     expect(problems).toContain('region japaneast: has 0 subscriptions in infra parameters, expected exactly 1');
   });
@@ -113,7 +115,9 @@ describe('the drift check reports drift (drifted copies)', () => {
       p.topic.duplicateDetectionWindowSeconds = 300;
       p.topic.defaultMessageTimeToLiveSeconds = 7200;
     });
-    expect(problems).toContain('subscription meridian-eastus-indexer: maxDeliveryCount is 5 in config/ but 10 in infra parameters');
+    expect(problems).toContain(
+      'subscription meridian-eastus-indexer: maxDeliveryCount is 5 in config/ but 10 in infra parameters',
+    );
     expect(problems).toContain('topic: duplicateDetectionWindowSeconds is 600 in config/ but 300 in infra parameters');
     expect(problems).toContain('topic: defaultMessageTimeToLiveSeconds is 3600 in config/ but 7200 in infra parameters');
   });
@@ -201,18 +205,20 @@ describe('the template checks report drift (drifted Bicep copies)', () => {
         ...edit('infra/modules/boundary.bicep', "defaultConsistencyLevel: 'Session'", "defaultConsistencyLevel: 'Eventual'"),
       }),
     );
-    expect(problems.some((p) => /^infra\/modules\/frontdoor\.bicep:\d+: probePath is '\/health', expected "\/api\/health"/.test(p))).toBe(true);
-    expect(problems.some((p) => /^infra\/modules\/boundary\.bicep:\d+: defaultConsistencyLevel is 'Eventual', expected "Session"/.test(p))).toBe(true);
+    expect(
+      problems.some((p) => /^infra\/modules\/frontdoor\.bicep:\d+: probePath is '\/health', expected "\/api\/health"/.test(p)),
+    ).toBe(true);
+    expect(
+      problems.some((p) =>
+        /^infra\/modules\/boundary\.bicep:\d+: defaultConsistencyLevel is 'Eventual', expected "Session"/.test(p),
+      ),
+    ).toBe(true);
   });
 
   it('a missing app setting, a forbidden one, shared keys and a key listing', async () => {
     const problems = checkTemplates(
       await loadTemplates({
-        ...edit(
-          'infra/modules/region.bicep',
-          '    COSMOS_ENDPOINT: cosmosEndpoint\n',
-          "    AUTH_DEV_SECRET: 'x'\n",
-        ),
+        ...edit('infra/modules/region.bicep', '    COSMOS_ENDPOINT: cosmosEndpoint\n', "    AUTH_DEV_SECRET: 'x'\n"),
         ...edit('infra/modules/global.bicep', 'allowSharedKeyAccess: false', 'allowSharedKeyAccess: true'),
       }),
     );
@@ -223,15 +229,25 @@ describe('the template checks report drift (drifted Bicep copies)', () => {
         'infra/modules/region.bicep: contains AUTH_DEV_SECRET',
       ]),
     );
-    expect(problems.some((p) => /^infra\/modules\/global\.bicep:\d+: allowSharedKeyAccess is true, expected false$/.test(p))).toBe(true);
+    expect(
+      problems.some((p) => /^infra\/modules\/global\.bicep:\d+: allowSharedKeyAccess is true, expected false$/.test(p)),
+    ).toBe(true);
   });
 
   it('module wiring: an undeclared param and a missing required one', async () => {
     const problems = checkTemplates(
-      await loadTemplates(edit('infra/main.bicep', '    sharedBlobContainer: sharedBlobContainer\n', '    sharedContainer: sharedBlobContainer\n')),
+      await loadTemplates(
+        edit('infra/main.bicep', '    sharedBlobContainer: sharedBlobContainer\n', '    sharedContainer: sharedBlobContainer\n'),
+      ),
     );
-    expect(problems.some((p) => /module global passes sharedContainer, which infra\/modules\/global\.bicep does not declare$/.test(p))).toBe(true);
-    expect(problems.some((p) => /module global does not pass required param sharedBlobContainer of infra\/modules\/global\.bicep$/.test(p))).toBe(true);
+    expect(
+      problems.some((p) => /module global passes sharedContainer, which infra\/modules\/global\.bicep does not declare$/.test(p)),
+    ).toBe(true);
+    expect(
+      problems.some((p) =>
+        /module global does not pass required param sharedBlobContainer of infra\/modules\/global\.bicep$/.test(p),
+      ),
+    ).toBe(true);
   });
 
   it('azure.yaml without a region service or in the wrong resource group', () => {

@@ -214,7 +214,8 @@ export function compareConfigToParameters(catalog: Catalog, infra: InfraParamete
   }
   const leases = infra.containers.find((c) => c.name === 'leases');
   if (!leases) problems.push('container leases: missing from infra parameters (change-feed triggers need it)');
-  else if (leases.partitionKey !== '/id') problems.push(`container leases: partitionKey must be "/id", is ${show(leases.partitionKey)}`);
+  else if (leases.partitionKey !== '/id')
+    problems.push(`container leases: partitionKey must be "/id", is ${show(leases.partitionKey)}`);
 
   // Model deployments, keyed by region/purpose.
   const key = (d: { region: string; purpose: string }): string => `${d.region}/${d.purpose}`;
@@ -234,7 +235,9 @@ export function compareConfigToParameters(catalog: Catalog, infra: InfraParamete
     }
     const endpoints = [...new Set(mine.map((d) => d.endpoint))];
     if (endpoints.length > 1) {
-      problems.push(`region ${region}: deployments use several endpoints ${show(endpoints)}; infra creates one account per region`);
+      problems.push(
+        `region ${region}: deployments use several endpoints ${show(endpoints)}; infra creates one account per region`,
+      );
     }
     for (const d of mine) {
       if (d.sku.startsWith('Global')) {
@@ -359,7 +362,9 @@ export function checkTemplates(set: TemplateSet): string[] {
   }
   const served = regionProps.find((p) => p.key === 'MERIDIAN_SERVED_REGIONS');
   if (served && served.valueText !== 'region') {
-    problems.push(`infra/modules/region.bicep:${served.line}: MERIDIAN_SERVED_REGIONS is ${served.valueText}; each app serves its own region (param region)`);
+    problems.push(
+      `infra/modules/region.bicep:${served.line}: MERIDIAN_SERVED_REGIONS is ${served.valueText}; each app serves its own region (param region)`,
+    );
   }
 
   // No secrets in templates or parameters (code only: comments may name what is forbidden).
@@ -390,7 +395,8 @@ export function checkTemplates(set: TemplateSet): string[] {
       }
       const params = declarations(targetTree).filter((d) => d.kind === 'param');
       for (const p of use.params) {
-        if (!params.some((d) => d.name === p)) problems.push(`${file}:${use.line}: module ${use.module} passes ${p}, which ${target} does not declare`);
+        if (!params.some((d) => d.name === p))
+          problems.push(`${file}:${use.line}: module ${use.module} passes ${p}, which ${target} does not declare`);
       }
       for (const d of params) {
         if (!d.optional && !use.params.includes(d.name)) {
@@ -406,7 +412,8 @@ export function checkTemplates(set: TemplateSet): string[] {
   else {
     const declared = declarations(main).filter((d) => d.kind === 'param');
     for (const n of paramNames) {
-      if (!declared.some((d) => d.name === n)) problems.push(`infra/main.parameters.json: ${n} is not a parameter of infra/main.bicep`);
+      if (!declared.some((d) => d.name === n))
+        problems.push(`infra/main.parameters.json: ${n} is not a parameter of infra/main.bicep`);
     }
     for (const d of declared) {
       if (!d.optional && !paramNames.includes(d.name)) {
@@ -415,7 +422,9 @@ export function checkTemplates(set: TemplateSet): string[] {
     }
     const serviceName = objectProperties(main).find((p) => p.key === 'serviceName');
     if (serviceName?.valueText !== "r.name == firstRegion ? 'api' : 'api-${r.name}'") {
-      problems.push(`infra/main.bicep: the azd service tag rule changed (${serviceName?.valueText ?? 'missing'}); keep it in step with azure.yaml`);
+      problems.push(
+        `infra/main.bicep: the azd service tag rule changed (${serviceName?.valueText ?? 'missing'}); keep it in step with azure.yaml`,
+      );
     }
   }
   return problems;
@@ -434,7 +443,10 @@ export function checkAzureYaml(azureYaml: unknown, catalog: Catalog, fileExists:
   const problems: string[] = [];
   const doc = z
     .object({
-      infra: z.object({ provider: z.string().optional(), path: z.string().optional(), module: z.string().optional() }).loose().optional(),
+      infra: z
+        .object({ provider: z.string().optional(), path: z.string().optional(), module: z.string().optional() })
+        .loose()
+        .optional(),
       services: z.record(
         z.string(),
         z.object({ project: z.string(), language: z.string(), host: z.string(), resourceGroup: z.string().optional() }).loose(),
@@ -448,7 +460,11 @@ export function checkAzureYaml(azureYaml: unknown, catalog: Catalog, fileExists:
   if (infra?.path !== 'infra' || infra.module !== 'main') problems.push('azure.yaml: infra must be path infra, module main');
   const firstRegion = catalog.regions[0]?.name ?? '';
   const expected = new Map(catalog.regions.map((r) => [serviceNameFor(r.name, firstRegion), r] as const));
-  problems.push(...diffKeys('azure.yaml service', [...expected.keys()], Object.keys(services)).map((p) => p.replace('infra parameters', 'azure.yaml')));
+  problems.push(
+    ...diffKeys('azure.yaml service', [...expected.keys()], Object.keys(services)).map((p) =>
+      p.replace('infra parameters', 'azure.yaml'),
+    ),
+  );
   for (const [name, r] of expected) {
     const s = services[name];
     if (!s) continue;
@@ -456,10 +472,14 @@ export function checkAzureYaml(azureYaml: unknown, catalog: Catalog, fileExists:
       problems.push(`azure.yaml service ${name}: must be project ".", language ts, host function`);
     }
     const rg = `rg-\${AZURE_ENV_NAME}-${r.boundary}`;
-    if (s.resourceGroup !== rg) problems.push(`azure.yaml service ${name}: resourceGroup is ${show(s.resourceGroup)}, expected ${show(rg)} (boundary ${r.boundary})`);
+    if (s.resourceGroup !== rg)
+      problems.push(
+        `azure.yaml service ${name}: resourceGroup is ${show(s.resourceGroup)}, expected ${show(rg)} (boundary ${r.boundary})`,
+      );
   }
   const postdeploy = JSON.stringify(hooks?.['postdeploy'] ?? null);
-  if (!postdeploy.includes('infra/hooks/postdeploy.sh')) problems.push('azure.yaml: postdeploy hook must run infra/hooks/postdeploy.sh');
+  if (!postdeploy.includes('infra/hooks/postdeploy.sh'))
+    problems.push('azure.yaml: postdeploy hook must run infra/hooks/postdeploy.sh');
   if (!fileExists('infra/hooks/postdeploy.sh')) problems.push('infra/hooks/postdeploy.sh is missing');
   return problems;
 }

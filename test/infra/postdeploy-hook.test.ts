@@ -56,7 +56,7 @@ describe('infra/hooks/postdeploy.sh', () => {
     expect(run.status).toBe(0);
   });
 
-  it('creates each region\'s index on its own search service with an Entra token', () => {
+  it("creates each region's index on its own search service with an Entra token", () => {
     const puts = calls().filter((c) => c.startsWith('rest '));
     expect(puts).toHaveLength(2);
     expect(puts[0]).toContain('--url https://srch-x-eastus.search.windows.net/indexes/meridian-eastus?api-version=');

@@ -56,7 +56,11 @@ describe('usage ledger through devhost cosmosDB triggers and SqliteDocumentStore
     host = new FunctionHost({ appDir: ROOT });
     await host.load([path.join(ROOT, 'dist/functions/index.js')]);
     // The same file the app's composition root opened for boundary `us`.
-    store = openSqliteDocumentStore({ path: path.join(tmp.dir, 'us', 'documents.sqlite'), containers: catalog.topology.containers, clock });
+    store = openSqliteDocumentStore({
+      path: path.join(tmp.dir, 'us', 'documents.sqlite'),
+      containers: catalog.topology.containers,
+      clock,
+    });
     await start();
   });
 
@@ -86,7 +90,8 @@ describe('usage ledger through devhost cosmosDB triggers and SqliteDocumentStore
     for (;;) {
       const lease = await store.read<{ id: string; continuation: string | null }>('leases', leaseId, leaseId);
       if (lease && Number(lease.continuation ?? 0) >= target) return;
-      if (Date.now() > deadline) throw new Error(`lease ${leaseId} stuck at ${lease?.continuation} < ${target}: ${triggerErrors.slice(-3).join('; ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`lease ${leaseId} stuck at ${lease?.continuation} < ${target}: ${triggerErrors.slice(-3).join('; ')}`);
       await new Promise<void>((resolve) => {
         const off = store.onChange('leases', () => {
           clearTimeout(t);
@@ -177,11 +182,19 @@ describe('usage ledger through devhost cosmosDB triggers and SqliteDocumentStore
           const tenants = new Set(events.map((e) => e.tenantId));
           let ledgers = 0;
           for (const tenantId of tenants) {
-            const page = await store.query<LedgerDocument>('usage', tenantId, { where: [{ path: '/type', op: '=', value: 'usage-ledger' }] });
+            const page = await store.query<LedgerDocument>('usage', tenantId, {
+              where: [{ path: '/type', op: '=', value: 'usage-ledger' }],
+            });
             ledgers += page.items.length;
             for (const l of page.items) {
               const want = expected.get(`${tenantId}|${l.period}`);
-              expect({ totals: l.totals, byRegion: l.byRegion, byDeployment: l.byDeployment, bySource: l.bySource, events: l.events }).toEqual(want);
+              expect({
+                totals: l.totals,
+                byRegion: l.byRegion,
+                byDeployment: l.byDeployment,
+                bySource: l.bySource,
+                events: l.events,
+              }).toEqual(want);
             }
           }
           expect(ledgers).toBe(expected.size);

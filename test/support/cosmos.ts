@@ -29,7 +29,11 @@ export function cosmosClient(endpoint: string, key: string = EMULATOR_KEY): Cosm
 }
 
 /** Creates the database and containers if missing (tests only). */
-export async function ensureContainers(client: CosmosClient, databaseId: string, containers: readonly ContainerConfig[]): Promise<void> {
+export async function ensureContainers(
+  client: CosmosClient,
+  databaseId: string,
+  containers: readonly ContainerConfig[],
+): Promise<void> {
   const { database } = await client.databases.createIfNotExists({ id: databaseId });
   for (const c of containers) {
     await database.containers.createIfNotExists({

@@ -37,7 +37,13 @@ export function expectedLedgers(events: readonly UsageEvent[]) {
     const key = `${e.tenantId}|${e.at.slice(0, 7)}`;
     let l = out.get(key);
     if (!l) {
-      l = { totals: { promptTokens: 0, completionTokens: 0, totalTokens: 0 }, byRegion: {}, byDeployment: {}, bySource: {}, events: 0 };
+      l = {
+        totals: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+        byRegion: {},
+        byDeployment: {},
+        bySource: {},
+        events: 0,
+      };
       out.set(key, l);
     }
     const t: Record<string, Counts> = { all: l.totals };

@@ -35,7 +35,9 @@ describe('canonical JSON', () => {
 describe('audit hash chain', () => {
   it('hash = SHA-256(prevHash ‖ canonical entry)', () => {
     const e = { seq: 1, action: 'x', prevHash: GENESIS_HASH, _etag: 'ignored' };
-    expect(entryHash(GENESIS_HASH, e, sha256Hex)).toBe(sha256Hex(GENESIS_HASH + '{"action":"x","prevHash":"' + GENESIS_HASH + '","seq":1}'));
+    expect(entryHash(GENESIS_HASH, e, sha256Hex)).toBe(
+      sha256Hex(GENESIS_HASH + '{"action":"x","prevHash":"' + GENESIS_HASH + '","seq":1}'),
+    );
   });
 
   it('verifies an intact chain and an empty one', () => {

@@ -61,7 +61,13 @@ describe('chunkDocument on the sample corpus', () => {
   it('carries heading paths', () => {
     const text = readFileSync(path.join(CORPUS, 'pulse-capacity-planning.md'), 'utf8');
     const chunks = chunk(text);
-    expect(chunks.some((c) => c.headingPath === 'PULSE Platform Capacity Planning Guide > Capacity Analysis - Current State > Bottleneck Identification > 1. Azure OpenAI Audio Realtime (PRIMARY BOTTLENECK)')).toBe(true);
+    expect(
+      chunks.some(
+        (c) =>
+          c.headingPath ===
+          'PULSE Platform Capacity Planning Guide > Capacity Analysis - Current State > Bottleneck Identification > 1. Azure OpenAI Audio Realtime (PRIMARY BOTTLENECK)',
+      ),
+    ).toBe(true);
   });
 
   it('keeps every corpus table and code block that fits whole in one chunk', () => {
@@ -75,7 +81,10 @@ describe('chunkDocument on the sample corpus', () => {
       for (const b of [...blocks, ...tables]) {
         if (countTokens(b) > 380) continue;
         checked++;
-        expect(chunks.some((c) => c.content.includes(b)), `${file}: ${b.slice(0, 80)}`).toBe(true);
+        expect(
+          chunks.some((c) => c.content.includes(b)),
+          `${file}: ${b.slice(0, 80)}`,
+        ).toBe(true);
       }
     }
     expect(checked).toBeGreaterThan(50);
@@ -83,7 +92,8 @@ describe('chunkDocument on the sample corpus', () => {
 });
 
 describe('chunkDocument rules', () => {
-  const sentence = (i: number): string => `Sentence number ${i} explains how the regional failover keeps tenant data inside its boundary.`;
+  const sentence = (i: number): string =>
+    `Sentence number ${i} explains how the regional failover keeps tenant data inside its boundary.`;
 
   it('overlaps consecutive prose chunks of one section', () => {
     const text = `# Title\n\n${Array.from({ length: 80 }, (_, i) => sentence(i)).join(' ')}`;
@@ -140,7 +150,12 @@ describe('chunkDocument rules', () => {
     const run = 'x9'.repeat(3000);
     const chunks = chunk(`before\n\n${run}\n\nafter`, { maxTokens: 64, overlapTokens: 8 });
     for (const c of chunks) expect(c.tokenCount).toBeLessThanOrEqual(64);
-    expect(chunks.map((c) => c.content).join('').replace(/before|after|\s/g, '')).toContain(run.slice(0, 500));
+    expect(
+      chunks
+        .map((c) => c.content)
+        .join('')
+        .replace(/before|after|\s/g, ''),
+    ).toContain(run.slice(0, 500));
   });
 
   it('embeddingText prefixes the heading path', () => {
@@ -151,7 +166,10 @@ describe('chunkDocument rules', () => {
   it('never exceeds the bound on arbitrary text (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.string({ maxLength: 200 }), fc.constantFrom('\n', '\n\n', '# H\n', '| a | b |\n', '```\n', '. ', ' ')), { maxLength: 60 }),
+        fc.array(
+          fc.oneof(fc.string({ maxLength: 200 }), fc.constantFrom('\n', '\n\n', '# H\n', '| a | b |\n', '```\n', '. ', ' ')),
+          { maxLength: 60 },
+        ),
         (parts) => {
           const chunks = chunk(parts.join(''), { maxTokens: 40, overlapTokens: 10 });
           for (const c of chunks) {

@@ -44,7 +44,9 @@ describe('loadConfig', () => {
   });
 
   it('names an unknown region', () => {
-    expect(() => loadConfig({ MERIDIAN_SERVED_REGIONS: 'marsnorth' })).toThrow(/MERIDIAN_SERVED_REGIONS: unknown region\(s\) marsnorth/);
+    expect(() => loadConfig({ MERIDIAN_SERVED_REGIONS: 'marsnorth' })).toThrow(
+      /MERIDIAN_SERVED_REGIONS: unknown region\(s\) marsnorth/,
+    );
   });
 
   it('names an invalid setting', () => {
@@ -67,13 +69,24 @@ describe('loadConfig', () => {
       expect(err).toBeInstanceOf(ConfigError);
       message = (err as Error).message;
     }
-    for (const name of ['MERIDIAN_SERVED_REGIONS', 'AUTH_AUDIENCE', 'AUTH_JWKS_URL', 'COSMOS_ENDPOINT', 'SERVICEBUS_NAMESPACE', 'SEARCH_ENDPOINT', 'MERIDIAN_BLOB_URL', 'MERIDIAN_GLOBAL_BLOB_URL']) {
+    for (const name of [
+      'MERIDIAN_SERVED_REGIONS',
+      'AUTH_AUDIENCE',
+      'AUTH_JWKS_URL',
+      'COSMOS_ENDPOINT',
+      'SERVICEBUS_NAMESPACE',
+      'SEARCH_ENDPOINT',
+      'MERIDIAN_BLOB_URL',
+      'MERIDIAN_GLOBAL_BLOB_URL',
+    ]) {
       expect(message).toContain(name);
     }
   });
 
   it('azure mode refuses a dev secret and never loads the local sample tenants', () => {
-    expect(() => loadConfig({ ...AZURE_ENV, AUTH_DEV_SECRET: 'x'.repeat(40) })).toThrow(/AUTH_DEV_SECRET must not be set in azure mode/);
+    expect(() => loadConfig({ ...AZURE_ENV, AUTH_DEV_SECRET: 'x'.repeat(40) })).toThrow(
+      /AUTH_DEV_SECRET must not be set in azure mode/,
+    );
     const c = loadConfig(AZURE_ENV);
     expect(c.mode).toBe('azure');
     expect(c.tenants).toEqual([]);
@@ -110,7 +123,10 @@ describe('loadConfig', () => {
     it('rejects a region in two boundaries', () => {
       const dir = withConfig((d) =>
         edit(d, 'regions.json', (j) => {
-          (j['boundaries'] as { regions: { name: string; index: string }[] }[])[1]?.regions.push({ name: 'eastus', index: 'meridian-x' });
+          (j['boundaries'] as { regions: { name: string; index: string }[] }[])[1]?.regions.push({
+            name: 'eastus',
+            index: 'meridian-x',
+          });
         }),
       );
       try {

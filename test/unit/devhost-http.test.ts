@@ -47,7 +47,11 @@ describe('devhost serving a fixture app (real @azure/functions programming model
   });
 
   it('passes method, body, catch-all params, query and request id to the handler', async () => {
-    const res = await fetch(`${server.url}/api/echo/a/b?q=1`, { method: 'POST', body: 'hello', headers: { 'x-request-id': 'rid-1' } });
+    const res = await fetch(`${server.url}/api/echo/a/b?q=1`, {
+      method: 'POST',
+      body: 'hello',
+      headers: { 'x-request-id': 'rid-1' },
+    });
     expect(await res.json()).toEqual({ rest: 'a/b', body: 'hello', q: '1', fn: 'echo', rid: 'rid-1' });
     expect(res.headers.get('x-request-id')).toBe('rid-1');
   });

@@ -59,7 +59,11 @@ describe('serviceBusTrigger on the local bus', () => {
       await bus.publish('index-sync', message('doc-all', 'all'));
       await bus.publish('index-sync', message('doc-poison', 'us', { poison: true }));
       await waitFor(() => seen().dlq.length === 1);
-      expect(seen().east.map((e) => e.id).sort()).toEqual(['doc-all', 'doc-us']);
+      expect(
+        seen()
+          .east.map((e) => e.id)
+          .sort(),
+      ).toEqual(['doc-all', 'doc-us']);
       expect(seen().east[0]).toMatchObject({ deliveryCount: 1, messageId: expect.stringMatching(/^upsert:doc-/) });
       expect(seen().dlq).toEqual([{ id: 'doc-poison', reason: 'MaxDeliveryCountExceeded' }]);
       expect(await bus.stats('index-sync', 'meridian-eastus-indexer')).toMatchObject({ active: 0, locked: 0 });
@@ -91,8 +95,16 @@ describe('cosmosDBTrigger on the local change feed', () => {
     await waitFor(() => seen().ledger.flat().includes('e3') && seen().audit.includes('e3'), 8000);
     expect(seen().audit.sort()).toEqual(['e1', 'e2', 'e3']);
     // The failed batch was retried whole: each change recorded once, none skipped.
-    expect(seen().ledger.flat().filter((id) => id === 'e1')).toHaveLength(1);
-    expect(seen().ledger.flat().filter((id) => id === 'e3')).toHaveLength(1);
+    expect(
+      seen()
+        .ledger.flat()
+        .filter((id) => id === 'e1'),
+    ).toHaveLength(1);
+    expect(
+      seen()
+        .ledger.flat()
+        .filter((id) => id === 'e3'),
+    ).toHaveLength(1);
     await triggers.stop();
     await store.close();
   });
@@ -123,12 +135,21 @@ describe('blobTrigger on Azurite', () => {
   });
 
   it('triggers once per blob version, also across a restart, and not on delete', async () => {
-    const container = new BlobServiceClient(azurite.url, new StorageSharedKeyCredential('meridiantest', AZURITE_DEV_KEY)).getContainerClient('documents');
+    const container = new BlobServiceClient(
+      azurite.url,
+      new StorageSharedKeyCredential('meridiantest', AZURITE_DEV_KEY),
+    ).getContainerClient('documents');
     await container.createIfNotExists();
     const upload = (name: string, text: string) =>
       container.getBlockBlobClient(name).upload(text, Buffer.byteLength(text), { metadata: { tenant: 'tenant-acme-corp' } });
     const start = () =>
-      startBlobTriggers({ host, accounts: { boundary: { url: azurite.url, account: 'meridiantest' } }, receiptsDir: dir, pollMs: 60_000, log: () => undefined });
+      startBlobTriggers({
+        host,
+        accounts: { boundary: { url: azurite.url, account: 'meridiantest' } },
+        receiptsDir: dir,
+        pollMs: 60_000,
+        log: () => undefined,
+      });
 
     let triggers = await start();
     await upload('doc-1', 'version one');
@@ -147,7 +168,11 @@ describe('blobTrigger on Azurite', () => {
     expect(seen().blobs.map((b) => `${b.name}:${b.text}`)).toEqual(['doc-1:version one', 'doc-2:another']);
     await upload('doc-2', 'another, edited');
     await triggers.pollOnce();
-    expect(seen().blobs.map((b) => b.text).at(-1)).toBe('another, edited');
+    expect(
+      seen()
+        .blobs.map((b) => b.text)
+        .at(-1),
+    ).toBe('another, edited');
     await triggers.stop();
   }, 30_000);
 });

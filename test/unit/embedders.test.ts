@@ -135,7 +135,12 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
       let raw = '';
       req.on('data', (c: Buffer) => (raw += c.toString()));
       req.on('end', () => {
-        const rec: Recorded = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: JSON.parse(raw) as Recorded['body'] };
+        const rec: Recorded = {
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          body: JSON.parse(raw) as Recorded['body'],
+        };
         requests.push(rec);
         const answer = script?.(rec) ?? {
           status: 200,
@@ -157,7 +162,16 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   const make = (batchSize = 2): AzureOpenAiEmbedder =>
-    new AzureOpenAiEmbedder({ endpoint: base, deployment: 'embedding', model: 'text-embedding-3-small', dimensions: 4, auth: { apiKey: 'test-key' }, apiVersion: '2024-10-21', batchSize, timeoutMs: 5000 });
+    new AzureOpenAiEmbedder({
+      endpoint: base,
+      deployment: 'embedding',
+      model: 'text-embedding-3-small',
+      dimensions: 4,
+      auth: { apiKey: 'test-key' },
+      apiVersion: '2024-10-21',
+      batchSize,
+      timeoutMs: 5000,
+    });
 
   it('posts to the deployment path with api-version, api-key and encoding_format float, batching', async () => {
     requests.length = 0;
@@ -199,13 +213,27 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
   });
 
   it('refuses vectors of the wrong size', async () => {
-    script = (r) => ({ status: 200, body: { object: 'list', data: r.body.input.map((_, i) => ({ object: 'embedding', index: i, embedding: [1, 2] })), usage: {} } });
+    script = (r) => ({
+      status: 200,
+      body: {
+        object: 'list',
+        data: r.body.input.map((_, i) => ({ object: 'embedding', index: i, embedding: [1, 2] })),
+        usage: {},
+      },
+    });
     expect((await failure(make().embed(['x']))).code).toBe('unavailable');
     script = undefined;
   });
 
   it('says unavailable when nothing listens', async () => {
-    const e = new AzureOpenAiEmbedder({ endpoint: 'http://127.0.0.1:1', deployment: 'd', model: 'm', dimensions: 4, auth: { apiKey: 'k' }, timeoutMs: 2000 });
+    const e = new AzureOpenAiEmbedder({
+      endpoint: 'http://127.0.0.1:1',
+      deployment: 'd',
+      model: 'm',
+      dimensions: 4,
+      auth: { apiKey: 'k' },
+      timeoutMs: 2000,
+    });
     expect((await failure(e.embed(['x']))).code).toBe('unavailable');
   });
 

@@ -16,11 +16,15 @@ describe('front door routing', () => {
   });
 
   it('routes platform-admins of the operator tenant by tenant= or boundary=, others ignore those', async () => {
-    const admin = readTokenHint(`Bearer ${await mintDevToken({ tenant: 'meridian-operators', user: 'o', roles: ['platform-admin'] })}`);
+    const admin = readTokenHint(
+      `Bearer ${await mintDevToken({ tenant: 'meridian-operators', user: 'o', roles: ['platform-admin'] })}`,
+    );
     expect(boundaryFor(admin, url('?tenant=tenant-eureka-gmbh'), tenants, 'meridian-operators')).toBe('eu');
     expect(boundaryFor(admin, url('?boundary=eu'), tenants, 'meridian-operators')).toBe('eu');
     expect(boundaryFor(admin, url(), tenants, 'meridian-operators')).toBe('us');
-    const user = readTokenHint(`Bearer ${await mintDevToken({ tenant: 'tenant-acme-corp', user: 'u', roles: ['platform-admin'] })}`);
+    const user = readTokenHint(
+      `Bearer ${await mintDevToken({ tenant: 'tenant-acme-corp', user: 'u', roles: ['platform-admin'] })}`,
+    );
     expect(boundaryFor(user, url('?boundary=eu'), tenants, 'meridian-operators')).toBe('us');
   });
 

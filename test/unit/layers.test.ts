@@ -12,7 +12,10 @@ function cruise(files: Record<string, string>): { status: number | null; output:
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-layers-'));
   dirs.push(dir);
   copyFileSync(path.join(ROOT, '.dependency-cruiser.cjs'), path.join(dir, '.dependency-cruiser.cjs'));
-  writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'node16', moduleResolution: 'node16', strict: true } }));
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { module: 'node16', moduleResolution: 'node16', strict: true } }),
+  );
   for (const [file, text] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
     writeFileSync(path.join(dir, file), text);
@@ -40,13 +43,19 @@ describe('layer rules (npm run lint)', () => {
   });
 
   it('fail when src/domain imports an adapter', () => {
-    const r = cruise({ ...adapter, 'src/domain/rules.ts': "import { thing } from '../adapters/local/thing';\nexport const rule = thing;\n" });
+    const r = cruise({
+      ...adapter,
+      'src/domain/rules.ts': "import { thing } from '../adapters/local/thing';\nexport const rule = thing;\n",
+    });
     expect(r.status).not.toBe(0);
     expect(r.output).toContain('domain-is-pure');
   });
 
   it('fail when a function file imports an adapter directly', () => {
-    const r = cruise({ ...adapter, 'functions/fn.ts': "import { thing } from '../src/adapters/local/thing';\nexport const fn = thing;\n" });
+    const r = cruise({
+      ...adapter,
+      'functions/fn.ts': "import { thing } from '../src/adapters/local/thing';\nexport const fn = thing;\n",
+    });
     expect(r.status).not.toBe(0);
     expect(r.output).toContain('only-composition-imports-adapters');
   });

@@ -20,10 +20,14 @@ beforeAll(() => {
   // The child must run the real adapter: compile it once to a temp folder.
   build = tempDir('meridian-bus-build-');
   distDir = build.dir;
-  execFileSync(process.execPath, [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', distDir], {
-    cwd: repoRoot,
-    stdio: 'pipe',
-  });
+  execFileSync(
+    process.execPath,
+    [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', distDir],
+    {
+      cwd: repoRoot,
+      stdio: 'pipe',
+    },
+  );
 });
 afterAll(() => build.cleanup());
 
@@ -146,8 +150,22 @@ describe('LocalServiceBus across processes', () => {
       } finally {
         await pub.close();
       }
-      const a = startChild({ ...common, logPath: path.join(tmp.dir, 'a.log'), publish: 0, consume: true, workMs: 200, lockMs: 150 });
-      const b = startChild({ ...common, logPath: path.join(tmp.dir, 'b.log'), publish: 0, consume: true, workMs: 200, lockMs: 150 });
+      const a = startChild({
+        ...common,
+        logPath: path.join(tmp.dir, 'a.log'),
+        publish: 0,
+        consume: true,
+        workMs: 200,
+        lockMs: 150,
+      });
+      const b = startChild({
+        ...common,
+        logPath: path.join(tmp.dir, 'b.log'),
+        publish: 0,
+        consume: true,
+        workMs: 200,
+        lockMs: 150,
+      });
       // Consumers stop when the subscription is empty; one may stop early while the other finishes.
       expect(await a.exited).toBe(0);
       expect(await b.exited).toBe(0);

@@ -8,18 +8,28 @@ describe('toProblem', () => {
       const p = toProblem(new AppError(code, `detail of ${code}`), 'req-1');
       expect(p.status).toBe(statusOf[code]);
       expect(p.headers['content-type']).toBe('application/problem+json');
-      expect(p.body).toMatchObject({ status: statusOf[code], code, detail: `detail of ${code}`, type: `https://meridian.dev/problems/${code}` });
+      expect(p.body).toMatchObject({
+        status: statusOf[code],
+        code,
+        detail: `detail of ${code}`,
+        type: `https://meridian.dev/problems/${code}`,
+      });
       expect(typeof p.body.title).toBe('string');
     }
   });
 
   it('adds Retry-After (whole seconds, at least 1) to 429s', () => {
-    expect(toProblem(new AppError('rate_limited', 'slow down', { retryAfterSeconds: 2.2 }), 'r').headers['retry-after']).toBe('3');
+    expect(toProblem(new AppError('rate_limited', 'slow down', { retryAfterSeconds: 2.2 }), 'r').headers['retry-after']).toBe(
+      '3',
+    );
     expect(toProblem(new AppError('budget_exceeded', 'spent'), 'r').headers['retry-after']).toBe('1');
   });
 
   it('keeps extensions but never lets them overwrite the standard members', () => {
-    const p = toProblem(new AppError('misdirected_boundary', 'elsewhere', { extensions: { boundary: 'eu', status: 200, code: 'x' } }), 'r');
+    const p = toProblem(
+      new AppError('misdirected_boundary', 'elsewhere', { extensions: { boundary: 'eu', status: 200, code: 'x' } }),
+      'r',
+    );
     expect(p.body).toMatchObject({ boundary: 'eu', status: 421, code: 'misdirected_boundary' });
   });
 

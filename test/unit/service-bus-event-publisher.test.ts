@@ -120,7 +120,9 @@ describe('ServiceBusEventPublisher', () => {
   });
 
   it('fromClient creates senders from the client (no network until sending)', async () => {
-    const client = new ServiceBusClient('Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5');
+    const client = new ServiceBusClient(
+      'Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5',
+    );
     const publisher = ServiceBusEventPublisher.fromClient(client);
     expect(publisher).toBeInstanceOf(ServiceBusEventPublisher);
     await publisher.close();

@@ -3,25 +3,74 @@ import { describe, expect, it } from 'vitest';
 import { compileSqlFilter, SqlFilterEvaluationError, SqlFilterSyntaxError } from '../../src/domain/sqlfilter';
 
 const tokens = [
-  'x', 'y', 'name', 'sys.Label', 'user.x', '[a b]', '1', '2.5', '1e3', "'a%'", "''", 'NULL', 'TRUE',
-  '=', '<>', '!=', '>', '>=', '<', '<=', '+', '-', '*', '/', '%', '(', ')', ',',
-  'AND', 'OR', 'NOT', 'IN', 'LIKE', 'ESCAPE', 'IS', 'EXISTS', 'newid()', '.', '[', "'",
+  'x',
+  'y',
+  'name',
+  'sys.Label',
+  'user.x',
+  '[a b]',
+  '1',
+  '2.5',
+  '1e3',
+  "'a%'",
+  "''",
+  'NULL',
+  'TRUE',
+  '=',
+  '<>',
+  '!=',
+  '>',
+  '>=',
+  '<',
+  '<=',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+  '(',
+  ')',
+  ',',
+  'AND',
+  'OR',
+  'NOT',
+  'IN',
+  'LIKE',
+  'ESCAPE',
+  'IS',
+  'EXISTS',
+  'newid()',
+  '.',
+  '[',
+  "'",
 ];
-const propValue = fc.oneof(fc.constant(null), fc.integer({ min: -5, max: 5 }), fc.double({ noNaN: true }), fc.boolean(), fc.string({ maxLength: 4 }));
+const propValue = fc.oneof(
+  fc.constant(null),
+  fc.integer({ min: -5, max: 5 }),
+  fc.double({ noNaN: true }),
+  fc.boolean(),
+  fc.string({ maxLength: 4 }),
+);
 
 describe('SqlFilter robustness', () => {
   it('any text either compiles or fails with SqlFilterSyntaxError at a position inside it', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 40 }), fc.array(fc.constantFrom(...tokens), { maxLength: 12 }).map((t) => t.join(' '))), (src) => {
-        try {
-          compileSqlFilter(src);
-        } catch (err) {
-          expect(err).toBeInstanceOf(SqlFilterSyntaxError);
-          const pos = (err as SqlFilterSyntaxError).position;
-          expect(pos).toBeGreaterThanOrEqual(1);
-          expect(pos).toBeLessThanOrEqual(src.length + 1);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 40 }),
+          fc.array(fc.constantFrom(...tokens), { maxLength: 12 }).map((t) => t.join(' ')),
+        ),
+        (src) => {
+          try {
+            compileSqlFilter(src);
+          } catch (err) {
+            expect(err).toBeInstanceOf(SqlFilterSyntaxError);
+            const pos = (err as SqlFilterSyntaxError).position;
+            expect(pos).toBeGreaterThanOrEqual(1);
+            expect(pos).toBeLessThanOrEqual(src.length + 1);
+          }
+        },
+      ),
       { numRuns: 3000 },
     );
   });

@@ -47,8 +47,15 @@ describe('LocalTextExtractor', () => {
   });
 
   it('flattens JSON into key paths and values', async () => {
-    const r = await x.extract(bytes(JSON.stringify({ name: 'policy', rules: [{ region: 'eu', days: 30 }, { region: 'us' }], empty: null, ok: true })), 'application/json');
-    expect(r).toEqual({ text: 'name: policy\nrules[0].region: eu\nrules[0].days: 30\nrules[1].region: us\nok: true', format: 'plain', repairedSequences: 0 });
+    const r = await x.extract(
+      bytes(JSON.stringify({ name: 'policy', rules: [{ region: 'eu', days: 30 }, { region: 'us' }], empty: null, ok: true })),
+      'application/json',
+    );
+    expect(r).toEqual({
+      text: 'name: policy\nrules[0].region: eu\nrules[0].days: 30\nrules[1].region: us\nok: true',
+      format: 'plain',
+      repairedSequences: 0,
+    });
   });
 
   it('refuses invalid JSON with the reason', async () => {
@@ -58,7 +65,10 @@ describe('LocalTextExtractor', () => {
   });
 
   it('extracts the text and title of a hand-made PDF', async () => {
-    const r = await x.extract(tinyPdf(['Meridian keeps tenant data in its boundary.', 'Second line (with parentheses).'], 'Residency Memo'), 'application/pdf');
+    const r = await x.extract(
+      tinyPdf(['Meridian keeps tenant data in its boundary.', 'Second line (with parentheses).'], 'Residency Memo'),
+      'application/pdf',
+    );
     expect(r.format).toBe('plain');
     expect(r.title).toBe('Residency Memo');
     expect(r.text).toContain('Meridian keeps tenant data in its boundary.');
@@ -97,7 +107,9 @@ describe('LocalTextExtractor', () => {
 
 describe('repairMojibake', () => {
   it('repairs UTF-8 read as Windows-1252 and leaves clean text alone', () => {
-    expect(repairMojibake('itâ€™s â€œquotedâ€ and â€œlostâ€\u009d â€” cafÃ© â†’ ðŸ˜€')).toBe('it’s “quoted” and “lost” — café → 😀');
+    expect(repairMojibake('itâ€™s â€œquotedâ€ and â€œlostâ€\u009d â€” cafÃ© â†’ ðŸ˜€')).toBe(
+      'it’s “quoted” and “lost” — café → 😀',
+    );
     for (const clean of ['café au lait', 'Ãx', 'naïve façade', 'plain ascii', 'Â', '']) expect(repairMojibake(clean)).toBe(clean);
   });
 });

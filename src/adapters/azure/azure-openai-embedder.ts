@@ -46,7 +46,9 @@ export class AzureOpenAiEmbedder implements Embedder {
       apiVersion: options.apiVersion ?? DEFAULT_EMBEDDINGS_API_VERSION,
       maxRetries: 0,
       timeout: options.timeoutMs ?? 30_000,
-      ...('apiKey' in options.auth ? { apiKey: options.auth.apiKey } : { azureADTokenProvider: options.auth.azureADTokenProvider }),
+      ...('apiKey' in options.auth
+        ? { apiKey: options.auth.apiKey }
+        : { azureADTokenProvider: options.auth.azureADTokenProvider }),
     });
   }
 
@@ -62,11 +64,17 @@ export class AzureOpenAiEmbedder implements Embedder {
         throw translateEmbeddingError(err, this.options.deployment);
       }
       if (data.length !== input.length) {
-        throw new AppError('unavailable', `embeddings deployment ${this.options.deployment} returned ${data.length} vectors for ${input.length} inputs`);
+        throw new AppError(
+          'unavailable',
+          `embeddings deployment ${this.options.deployment} returned ${data.length} vectors for ${input.length} inputs`,
+        );
       }
       for (const d of [...data].sort((a, b) => a.index - b.index)) {
         if (!Array.isArray(d.embedding) || d.embedding.length !== this.dimensions) {
-          throw new AppError('unavailable', `embeddings deployment ${this.options.deployment} returned a vector of ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, expected ${this.dimensions}`);
+          throw new AppError(
+            'unavailable',
+            `embeddings deployment ${this.options.deployment} returned a vector of ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, expected ${this.dimensions}`,
+          );
         }
         out.push(Float32Array.from(d.embedding));
       }
@@ -93,14 +101,21 @@ export function retryAfterSeconds(headers: Headers | undefined, now: number = Da
 }
 
 export function translateEmbeddingError(err: unknown, deployment: string): AppError {
-  if (err instanceof APIConnectionTimeoutError) return new AppError('unavailable', `embeddings deployment ${deployment} timed out`, { cause: err });
-  if (err instanceof APIConnectionError) return new AppError('unavailable', `embeddings deployment ${deployment} is unreachable`, { cause: err });
+  if (err instanceof APIConnectionTimeoutError)
+    return new AppError('unavailable', `embeddings deployment ${deployment} timed out`, { cause: err });
+  if (err instanceof APIConnectionError)
+    return new AppError('unavailable', `embeddings deployment ${deployment} is unreachable`, { cause: err });
   if (err instanceof APIError) {
     const status = err.status ?? 0;
     const retry = retryAfterSeconds(err.headers);
     const opts = { cause: err, ...(retry !== undefined ? { retryAfterSeconds: retry } : {}) };
-    if (status === 429) return new AppError('rate_limited', `embeddings deployment ${deployment} is throttled`, { ...opts, retryAfterSeconds: retry ?? 1 });
-    if (status === 400 || status === 413 || status === 422) return new AppError('validation_failed', `embeddings deployment ${deployment} refused the input (${status})`, opts);
+    if (status === 429)
+      return new AppError('rate_limited', `embeddings deployment ${deployment} is throttled`, {
+        ...opts,
+        retryAfterSeconds: retry ?? 1,
+      });
+    if (status === 400 || status === 413 || status === 422)
+      return new AppError('validation_failed', `embeddings deployment ${deployment} refused the input (${status})`, opts);
     return new AppError('unavailable', `embeddings deployment ${deployment} answered ${status}`, opts);
   }
   return new AppError('unavailable', `embeddings deployment ${deployment} failed`, { cause: err });

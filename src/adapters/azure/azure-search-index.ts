@@ -115,11 +115,18 @@ export class AzureSearchIndex implements SearchIndex {
       };
     });
     for (let i = 0; i < docs.length; i += PAGE) {
-      const result = await this.call('written', () => this.client.mergeOrUploadDocuments(docs.slice(i, i + PAGE), { throwOnAnyFailure: false }));
+      const result = await this.call('written', () =>
+        this.client.mergeOrUploadDocuments(docs.slice(i, i + PAGE), { throwOnAnyFailure: false }),
+      );
       const failed = result.results.filter((r) => !r.succeeded);
       if (failed.length) {
-        const retryable = failed.some((r) => r.statusCode === 503 || r.statusCode === 429 || r.statusCode === 409 || r.statusCode === 422);
-        throw new AppError(retryable ? 'unavailable' : 'validation_failed', `search index ${this.name}: ${failed.length} chunk(s) not written (${failed[0]?.statusCode}: ${failed[0]?.errorMessage ?? ''})`);
+        const retryable = failed.some(
+          (r) => r.statusCode === 503 || r.statusCode === 429 || r.statusCode === 409 || r.statusCode === 422,
+        );
+        throw new AppError(
+          retryable ? 'unavailable' : 'validation_failed',
+          `search index ${this.name}: ${failed.length} chunk(s) not written (${failed[0]?.statusCode}: ${failed[0]?.errorMessage ?? ''})`,
+        );
       }
     }
   }
@@ -130,11 +137,14 @@ export class AzureSearchIndex implements SearchIndex {
 
   async deleteOlderVersions(tenantId: string, documentId: string, keepVersion: number): Promise<number> {
     if (!Number.isInteger(keepVersion)) throw new AppError('validation_failed', 'keepVersion must be an integer');
-    return this.deleteByFilter(`tenantId eq ${odataString(tenantId)} and documentId eq ${odataString(documentId)} and version lt ${keepVersion}`);
+    return this.deleteByFilter(
+      `tenantId eq ${odataString(tenantId)} and documentId eq ${odataString(documentId)} and version lt ${keepVersion}`,
+    );
   }
 
   async search(query: SearchQuery): Promise<SearchHit[]> {
-    if (!Number.isInteger(query.top) || query.top < 1 || query.top > 50) throw new AppError('validation_failed', 'top must be an integer in 1–50');
+    if (!Number.isInteger(query.top) || query.top < 1 || query.top > 50)
+      throw new AppError('validation_failed', 'top must be an integer in 1–50');
     if (query.vector && query.vector.length !== this.dimensions) {
       throw new AppError('validation_failed', `query vector has ${query.vector.length} dimensions, the index ${this.dimensions}`);
     }
@@ -143,7 +153,9 @@ export class AzureSearchIndex implements SearchIndex {
     const text = query.text.trim();
     if (!text && !query.vector) return [];
     const excluded = [...new Set(query.excludeDocumentIds ?? [])];
-    const filter = [searchIn('tenantId', tenants), ...(excluded.length ? [`not ${searchIn('documentId', excluded)}`] : [])].join(' and ');
+    const filter = [searchIn('tenantId', tenants), ...(excluded.length ? [`not ${searchIn('documentId', excluded)}`] : [])].join(
+      ' and ',
+    );
     const semantic = this.options.semanticConfiguration && text;
     return this.call('queried', async () => {
       const base: SearchOptions<AzureChunkDocument> = {
@@ -154,14 +166,25 @@ export class AzureSearchIndex implements SearchIndex {
         ...(query.vector
           ? {
               vectorSearchOptions: {
-                queries: [{ kind: 'vector' as const, vector: Array.from(query.vector), kNearestNeighborsCount: HYBRID_CANDIDATES, fields: [VECTOR_FIELD as 'contentVector'] }],
+                queries: [
+                  {
+                    kind: 'vector' as const,
+                    vector: Array.from(query.vector),
+                    kNearestNeighborsCount: HYBRID_CANDIDATES,
+                    fields: [VECTOR_FIELD as 'contentVector'],
+                  },
+                ],
                 filterMode: 'preFilter' as const,
               },
             }
           : {}),
       };
       const options: SearchOptions<AzureChunkDocument> = semantic
-        ? { ...base, queryType: 'semantic', semanticSearchOptions: { configurationName: this.options.semanticConfiguration as string } }
+        ? {
+            ...base,
+            queryType: 'semantic',
+            semanticSearchOptions: { configurationName: this.options.semanticConfiguration as string },
+          }
         : base;
       const response = await this.client.search(text || undefined, options);
       const hits: SearchHit[] = [];
@@ -187,7 +210,10 @@ export class AzureSearchIndex implements SearchIndex {
     const counts = new Map<string, { tenantId: string; documentId: string; versions: Map<number, number> }>();
     let after: string | undefined;
     for (;;) {
-      const filter = [tenantId === undefined ? undefined : `tenantId eq ${odataString(tenantId)}`, after === undefined ? undefined : `id gt ${odataString(after)}`]
+      const filter = [
+        tenantId === undefined ? undefined : `tenantId eq ${odataString(tenantId)}`,
+        after === undefined ? undefined : `id gt ${odataString(after)}`,
+      ]
         .filter(Boolean)
         .join(' and ');
       const page = await this.call('read', async () => {
@@ -261,11 +287,21 @@ export class AzureSearchIndex implements SearchIndex {
       const rest = err as { statusCode?: number; response?: { headers?: { get(name: string): string | undefined } } };
       const status = typeof rest?.statusCode === 'number' ? rest.statusCode : undefined;
       const retryHeader = rest?.response?.headers?.get('retry-after');
-      const retryAfterSeconds = retryHeader && Number.isFinite(Number(retryHeader)) ? Math.max(1, Number(retryHeader)) : undefined;
+      const retryAfterSeconds =
+        retryHeader && Number.isFinite(Number(retryHeader)) ? Math.max(1, Number(retryHeader)) : undefined;
       const opts = { cause: err, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) };
-      if (status === 400) return Promise.reject(new AppError('validation_failed', `search index ${this.name} refused the request`, opts));
-      if (status === 429) return Promise.reject(new AppError('rate_limited', `search index ${this.name} is throttled`, { ...opts, retryAfterSeconds: retryAfterSeconds ?? 1 }));
-      return Promise.reject(new AppError('unavailable', `search index ${this.name} cannot be ${what}${status ? ` (${status})` : ''}`, opts));
+      if (status === 400)
+        return Promise.reject(new AppError('validation_failed', `search index ${this.name} refused the request`, opts));
+      if (status === 429)
+        return Promise.reject(
+          new AppError('rate_limited', `search index ${this.name} is throttled`, {
+            ...opts,
+            retryAfterSeconds: retryAfterSeconds ?? 1,
+          }),
+        );
+      return Promise.reject(
+        new AppError('unavailable', `search index ${this.name} cannot be ${what}${status ? ` (${status})` : ''}`, opts),
+      );
     }
   }
 }
@@ -276,7 +312,16 @@ export class AzureSearchIndex implements SearchIndex {
  * configuration over `content` with `headingPath` as title.
  */
 export function indexSchema(name: string, dimensions: number): Record<string, unknown> {
-  const f = (field: Record<string, unknown>): Record<string, unknown> => ({ name: field['name'], type: field['type'], retrievable: true, searchable: false, filterable: false, sortable: false, facetable: false, ...field });
+  const f = (field: Record<string, unknown>): Record<string, unknown> => ({
+    name: field['name'],
+    type: field['type'],
+    retrievable: true,
+    searchable: false,
+    filterable: false,
+    sortable: false,
+    facetable: false,
+    ...field,
+  });
   return {
     name,
     fields: [
@@ -304,7 +349,9 @@ export function indexSchema(name: string, dimensions: number): Record<string, un
       f({ name: 'indexedAt', type: 'Edm.DateTimeOffset', filterable: true, sortable: true }),
     ],
     vectorSearch: {
-      algorithms: [{ name: 'hnsw', kind: 'hnsw', hnswParameters: { metric: 'cosine', m: 4, efConstruction: 400, efSearch: 500 } }],
+      algorithms: [
+        { name: 'hnsw', kind: 'hnsw', hnswParameters: { metric: 'cosine', m: 4, efConstruction: 400, efSearch: 500 } },
+      ],
       profiles: [{ name: 'hnsw-cosine', algorithm: 'hnsw' }],
     },
     semantic: {
@@ -312,7 +359,11 @@ export function indexSchema(name: string, dimensions: number): Record<string, un
       configurations: [
         {
           name: SEMANTIC_CONFIGURATION,
-          prioritizedFields: { titleField: { fieldName: 'headingPath' }, prioritizedContentFields: [{ fieldName: 'content' }], prioritizedKeywordsFields: [{ fieldName: 'name' }] },
+          prioritizedFields: {
+            titleField: { fieldName: 'headingPath' },
+            prioritizedContentFields: [{ fieldName: 'content' }],
+            prioritizedKeywordsFields: [{ fieldName: 'name' }],
+          },
         },
       ],
     },

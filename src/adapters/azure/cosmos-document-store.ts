@@ -53,7 +53,14 @@ interface ContainerInfo {
 /** Translates anything the SDK throws (or a failed status) into an AppError. */
 export function translateCosmosError(err: unknown, what: string): AppError {
   if (isAppError(err)) return err;
-  const e = (err ?? {}) as { code?: unknown; statusCode?: unknown; retryAfterInMs?: unknown; retryAfterInMilliseconds?: unknown; headers?: unknown; name?: unknown };
+  const e = (err ?? {}) as {
+    code?: unknown;
+    statusCode?: unknown;
+    retryAfterInMs?: unknown;
+    retryAfterInMilliseconds?: unknown;
+    headers?: unknown;
+    name?: unknown;
+  };
   const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
   const byStatus: Record<number, ErrorCode> = {
     400: 'validation_failed',
@@ -141,7 +148,8 @@ function conditionSql(c: Condition, param: (v: string | number | boolean | null)
   }
 }
 
-const ifMatch = (etag: string | undefined) => (etag === undefined ? {} : { accessCondition: { type: 'IfMatch', condition: etag } });
+const ifMatch = (etag: string | undefined) =>
+  etag === undefined ? {} : { accessCondition: { type: 'IfMatch', condition: etag } };
 
 export class CosmosDocumentStore implements DocumentStore {
   private readonly containers = new Map<string, ContainerInfo>();
@@ -162,7 +170,8 @@ export class CosmosDocumentStore implements DocumentStore {
   private info(name: string): ContainerInfo {
     if (this.closed) throw new AppError('unavailable', 'the document store is closed');
     const c = this.containers.get(name);
-    if (!c) throw new AppError('not_found', `container ${name} is not configured (known: ${[...this.containers.keys()].join(', ')})`);
+    if (!c)
+      throw new AppError('not_found', `container ${name} is not configured (known: ${[...this.containers.keys()].join(', ')})`);
     return c;
   }
 
@@ -204,7 +213,9 @@ export class CosmosDocumentStore implements DocumentStore {
         return clean<T>(res.resource);
       } catch (err) {
         const e = translateCosmosError(err, `upsert ${container}/${id}`);
-        throw e.code === 'not_found' ? new AppError('precondition_failed', `item ${id} in ${container} does not exist`, { cause: err }) : e;
+        throw e.code === 'not_found'
+          ? new AppError('precondition_failed', `item ${id} in ${container} does not exist`, { cause: err })
+          : e;
       }
     }
     const res = await this.call(`upsert ${container}/${id}`, () => c.container.items.upsert(body));
@@ -214,7 +225,9 @@ export class CosmosDocumentStore implements DocumentStore {
   async replace<T extends Item>(container: string, item: T, options: WriteOptions = {}): Promise<Stored<T>> {
     const c = this.info(container);
     const { body, id, pk } = checkItem(item, c.pkProperty);
-    const res = await this.call(`replace ${container}/${id}`, () => c.container.item(id, pk).replace(body, ifMatch(options.ifMatch)));
+    const res = await this.call(`replace ${container}/${id}`, () =>
+      c.container.item(id, pk).replace(body, ifMatch(options.ifMatch)),
+    );
     return clean<T>(res.resource);
   }
 
@@ -238,7 +251,12 @@ export class CosmosDocumentStore implements DocumentStore {
     await this.call(`delete ${container}/${id}`, () => c.container.item(id, pk).delete(ifMatch(options.ifMatch)));
   }
 
-  async query<T = Stored>(container: string, pk: PartitionKey, spec: QuerySpec, options: QueryOptions = {}): Promise<QueryPage<T>> {
+  async query<T = Stored>(
+    container: string,
+    pk: PartitionKey,
+    spec: QuerySpec,
+    options: QueryOptions = {},
+  ): Promise<QueryPage<T>> {
     const c = this.info(container);
     const { limit } = checkQuery(spec, options);
     const sql = toCosmosSql(c.pkProperty, pk, spec);
@@ -274,7 +292,10 @@ export class CosmosDocumentStore implements DocumentStore {
         return this.toOperation(c, pk, o);
       } catch (err) {
         const e = translateCosmosError(err, `batch ${container}`);
-        throw new AppError(e.code, `batch operation ${index} failed: ${e.message}`, { cause: e, extensions: { failedOperationIndex: index } });
+        throw new AppError(e.code, `batch operation ${index} failed: ${e.message}`, {
+          cause: e,
+          extensions: { failedOperationIndex: index },
+        });
       }
     });
     const res = await this.call(`batch ${container}`, () => c.container.items.batch(inputs, pk));
@@ -284,7 +305,10 @@ export class CosmosDocumentStore implements DocumentStore {
       const index = failed >= 0 ? failed : 0;
       const status = failed >= 0 ? results[failed]?.statusCode : res.code;
       const e = translateCosmosError({ code: status, headers: res.headers }, `batch ${container}`);
-      throw new AppError(e.code, `batch operation ${index} failed: ${e.message}`, { cause: e, extensions: { failedOperationIndex: index } });
+      throw new AppError(e.code, `batch operation ${index} failed: ${e.message}`, {
+        cause: e,
+        extensions: { failedOperationIndex: index },
+      });
     }
     return results.map((r, i) => {
       const type = operations[i]?.type;
@@ -310,7 +334,12 @@ export class CosmosDocumentStore implements DocumentStore {
         return { operationType: 'Replace', id: o.item.id, resourceBody: body(o.item), ...guard(o.ifMatch) };
       case 'patch':
         checkPatch(o.operations, c.pkProperty);
-        return { operationType: 'Patch', id: o.id, resourceBody: { operations: o.operations.map((p) => ({ ...p })) } as never, ...guard(o.ifMatch) };
+        return {
+          operationType: 'Patch',
+          id: o.id,
+          resourceBody: { operations: o.operations.map((p) => ({ ...p })) } as never,
+          ...guard(o.ifMatch),
+        };
       case 'delete':
         return { operationType: 'Delete', id: o.id, ...guard(o.ifMatch) };
       case 'read':

@@ -172,7 +172,11 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
         );
       }
       try {
-        return await store.replace<LeaseDocument>(leaseContainer, { ...strip(existing), owner, expiresAt: now + leaseDurationMs }, { ifMatch: existing._etag });
+        return await store.replace<LeaseDocument>(
+          leaseContainer,
+          { ...strip(existing), owner, expiresAt: now + leaseDurationMs },
+          { ifMatch: existing._etag },
+        );
       } catch (err) {
         if (isAppError(err, 'precondition_failed')) continue;
         throw err;
@@ -246,7 +250,10 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
       let page = pending;
       if (!page) {
         try {
-          page = await store.readChangeFeed(container, { ...(continuation === null ? {} : { continuation }), maxItems: maxBatchSize });
+          page = await store.readChangeFeed(container, {
+            ...(continuation === null ? {} : { continuation }),
+            maxItems: maxBatchSize,
+          });
           failures.read = 0;
         } catch (err) {
           failures.read++;

@@ -29,7 +29,9 @@ const MAX_EXCLUDED = 200;
 
 /** Frequent English words that only slow an OR query down and add nothing to BM25. */
 const STOPWORDS = new Set(
-  'a an and are as at be been but by can do does for from had has have how i if in into is it its of on or our so than that the their them then there these they this to was we were what when where which who why will with you your'.split(' '),
+  'a an and are as at be been but by can do does for from had has have how i if in into is it its of on or our so than that the their them then there these they this to was we were what when where which who why will with you your'.split(
+    ' ',
+  ),
 );
 
 /** The query words of a natural-language text: lower-cased letters/digits runs, no stopwords, de-duplicated. */
@@ -81,7 +83,8 @@ export class LocalSearchIndex implements SearchIndex {
   constructor(options: LocalSearchIndexOptions) {
     this.name = options.name;
     this.dimensions = options.dimensions;
-    if (!Number.isInteger(options.dimensions) || options.dimensions < 1) throw new RangeError('dimensions must be a positive integer');
+    if (!Number.isInteger(options.dimensions) || options.dimensions < 1)
+      throw new RangeError('dimensions must be a positive integer');
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
     this.db = new Database(options.file);
     sqliteVec.load(this.db);
@@ -135,19 +138,26 @@ export class LocalSearchIndex implements SearchIndex {
     const stored = (this.db.prepare("SELECT value FROM meta WHERE key = 'dimensions'").get() as { value: string }).value;
     if (Number(stored) !== options.dimensions) {
       this.db.close();
-      throw new AppError('internal', `search index ${options.file} holds ${stored}-dimensional vectors, not ${options.dimensions}: delete it to rebuild`);
+      throw new AppError(
+        'internal',
+        `search index ${options.file} holds ${stored}-dimensional vectors, not ${options.dimensions}: delete it to rebuild`,
+      );
     }
   }
 
   async upsertChunks(chunks: readonly IndexedChunk[]): Promise<void> {
     for (const c of chunks) this.validate(c);
     const find = this.db.prepare('SELECT rowid FROM chunks WHERE id = ?');
-    const insert = this.db.prepare(`INSERT INTO chunks (id, tenant_id, tenant_tok, document_id, document_name, version, tier, etag, ordinal, heading_path, content, token_count)
+    const insert = this.db
+      .prepare(`INSERT INTO chunks (id, tenant_id, tenant_tok, document_id, document_name, version, tier, etag, ordinal, heading_path, content, token_count)
       VALUES (@id, @tenantId, @tenantTok, @documentId, @documentName, @version, @tier, @etag, @ordinal, @headingPath, @content, @tokenCount)`);
-    const update = this.db.prepare(`UPDATE chunks SET tenant_id = @tenantId, tenant_tok = @tenantTok, document_id = @documentId, document_name = @documentName,
+    const update = this.db
+      .prepare(`UPDATE chunks SET tenant_id = @tenantId, tenant_tok = @tenantTok, document_id = @documentId, document_name = @documentName,
       version = @version, tier = @tier, etag = @etag, ordinal = @ordinal, heading_path = @headingPath, content = @content, token_count = @tokenCount WHERE rowid = @rowid`);
     const deleteVec = this.db.prepare('DELETE FROM chunks_vec WHERE chunk_rowid = ?');
-    const insertVec = this.db.prepare('INSERT INTO chunks_vec (chunk_rowid, tenant_id, embedding, document_id) VALUES (?, ?, ?, ?)');
+    const insertVec = this.db.prepare(
+      'INSERT INTO chunks_vec (chunk_rowid, tenant_id, embedding, document_id) VALUES (?, ?, ?, ?)',
+    );
     this.write(() => {
       for (const c of chunks) {
         const row = {
@@ -187,7 +197,8 @@ export class LocalSearchIndex implements SearchIndex {
   }
 
   async search(query: SearchQuery): Promise<SearchHit[]> {
-    if (!Number.isInteger(query.top) || query.top < 1 || query.top > 50) throw new AppError('validation_failed', 'top must be an integer in 1–50');
+    if (!Number.isInteger(query.top) || query.top < 1 || query.top > 50)
+      throw new AppError('validation_failed', 'top must be an integer in 1–50');
     if (query.vector && query.vector.length !== this.dimensions) {
       throw new AppError('validation_failed', `query vector has ${query.vector.length} dimensions, the index ${this.dimensions}`);
     }
@@ -203,13 +214,25 @@ export class LocalSearchIndex implements SearchIndex {
       const fused = reciprocalRankFusion(lists).slice(0, query.top);
       if (fused.length === 0) return [];
       const rows = this.db
-        .prepare(`SELECT rowid, id, document_id, document_name, heading_path, content, token_count FROM chunks WHERE rowid IN (${fused.map(() => '?').join(',')})`)
+        .prepare(
+          `SELECT rowid, id, document_id, document_name, heading_path, content, token_count FROM chunks WHERE rowid IN (${fused.map(() => '?').join(',')})`,
+        )
         .all(...fused.map((f) => f.id)) as ChunkRow[];
       const byRowid = new Map(rows.map((r) => [r.rowid, r]));
       return fused.flatMap((f) => {
         const r = byRowid.get(f.id);
         return r
-          ? [{ chunkId: r.id, documentId: r.document_id, documentName: r.document_name, content: r.content, headingPath: r.heading_path, tokenCount: r.token_count, score: f.score }]
+          ? [
+              {
+                chunkId: r.id,
+                documentId: r.document_id,
+                documentName: r.document_name,
+                content: r.content,
+                headingPath: r.heading_path,
+                tokenCount: r.token_count,
+                score: f.score,
+              },
+            ]
           : [];
       });
     } catch (err) {
@@ -238,7 +261,10 @@ export class LocalSearchIndex implements SearchIndex {
     }
     // vec0 answers k rows per partition for an IN constraint, grouped by partition; merged here
     // (it refuses any outer ORDER BY or LIMIT that SQLite would push down next to "k =").
-    const rows = (stmt.all(vector, ...tenants, ...excluded) as { rid: number | bigint; distance: number }[]).map((r) => ({ rid: Number(r.rid), distance: r.distance }));
+    const rows = (stmt.all(vector, ...tenants, ...excluded) as { rid: number | bigint; distance: number }[]).map((r) => ({
+      rid: Number(r.rid),
+      distance: r.distance,
+    }));
     rows.sort((x, y) => x.distance - y.distance || x.rid - y.rid);
     return rows.slice(0, HYBRID_CANDIDATES).map((r) => r.rid);
   }
@@ -251,7 +277,12 @@ export class LocalSearchIndex implements SearchIndex {
             `SELECT tenant_id, document_id, version, count(*) AS n FROM chunks ${tenantId === undefined ? '' : 'WHERE tenant_id = ?'}
              GROUP BY tenant_id, document_id, version ORDER BY tenant_id, document_id, version DESC`,
           )
-          .all(...(tenantId === undefined ? [] : [tenantId])) as { tenant_id: string; document_id: string; version: number; n: number }[],
+          .all(...(tenantId === undefined ? [] : [tenantId])) as {
+          tenant_id: string;
+          document_id: string;
+          version: number;
+          n: number;
+        }[],
     );
     const out: IndexedDocument[] = [];
     for (const r of rows) {
@@ -264,7 +295,9 @@ export class LocalSearchIndex implements SearchIndex {
 
   async stats(): Promise<{ documents: number; chunks: number }> {
     return this.read(() => {
-      const r = this.db.prepare('SELECT count(*) AS chunks, count(DISTINCT tenant_id || char(0) || document_id) AS documents FROM chunks').get() as { chunks: number; documents: number };
+      const r = this.db
+        .prepare('SELECT count(*) AS chunks, count(DISTINCT tenant_id || char(0) || document_id) AS documents FROM chunks')
+        .get() as { chunks: number; documents: number };
       return { documents: r.documents, chunks: r.chunks };
     });
   }
@@ -285,13 +318,18 @@ export class LocalSearchIndex implements SearchIndex {
       throw new AppError('validation_failed', `chunk ${c.id}: vector must be a Float32Array of ${this.dimensions} dimensions`);
     }
     if (!c.id || !c.tenantId || !c.documentId || !Number.isInteger(c.version) || !Number.isInteger(c.ordinal)) {
-      throw new AppError('validation_failed', `chunk ${c.id || '(no id)'}: id, tenantId, documentId, integer version and ordinal are required`);
+      throw new AppError(
+        'validation_failed',
+        `chunk ${c.id || '(no id)'}: id, tenantId, documentId, integer version and ordinal are required`,
+      );
     }
   }
 
   private deleteWhere(where: string, params: (string | number)[]): number {
     return this.write(() => {
-      const rowids = (this.db.prepare(`SELECT rowid FROM chunks WHERE ${where}`).all(...params) as { rowid: number }[]).map((r) => r.rowid);
+      const rowids = (this.db.prepare(`SELECT rowid FROM chunks WHERE ${where}`).all(...params) as { rowid: number }[]).map(
+        (r) => r.rowid,
+      );
       const delVec = this.db.prepare('DELETE FROM chunks_vec WHERE chunk_rowid = ?');
       const delRow = this.db.prepare('DELETE FROM chunks WHERE rowid = ?');
       for (const id of rowids) {

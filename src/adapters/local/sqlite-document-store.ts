@@ -203,8 +203,7 @@ export class SqliteDocumentStore implements DocumentStore {
   private openContainer(c: ContainerConfig): void {
     const info: ContainerInfo = { name: c.name, pkProperty: partitionKeyProperty(c.partitionKey), defaultTtl: c.ttl };
     const existing = this.stmt('SELECT partition_key, default_ttl FROM containers WHERE name = ?').get(c.name) as
-      | { partition_key: string; default_ttl: number | null }
-      | undefined;
+      { partition_key: string; default_ttl: number | null } | undefined;
     if (existing && existing.partition_key !== c.partitionKey) {
       // Cosmos cannot change a container's partition key either; say so instead of corrupting data.
       throw new AppError(
@@ -213,7 +212,11 @@ export class SqliteDocumentStore implements DocumentStore {
       );
     }
     if (!existing) {
-      this.stmt('INSERT INTO containers (name, partition_key, default_ttl) VALUES (?, ?, ?)').run(c.name, c.partitionKey, c.ttl ?? null);
+      this.stmt('INSERT INTO containers (name, partition_key, default_ttl) VALUES (?, ?, ?)').run(
+        c.name,
+        c.partitionKey,
+        c.ttl ?? null,
+      );
     } else if ((existing.default_ttl ?? undefined) !== c.ttl) {
       // A changed default TTL applies to existing items too, as in Cosmos.
       this.stmt('UPDATE containers SET default_ttl = ? WHERE name = ?').run(c.ttl ?? null, c.name);
@@ -259,7 +262,11 @@ export class SqliteDocumentStore implements DocumentStore {
     return row !== undefined && (row.expires_at === null || row.expires_at > now);
   }
 
-  private expiresAt(c: ContainerInfo, body: Record<string, unknown>, nowMs: number): { itemTtl: number | null; expiresAt: number | null } {
+  private expiresAt(
+    c: ContainerInfo,
+    body: Record<string, unknown>,
+    nowMs: number,
+  ): { itemTtl: number | null; expiresAt: number | null } {
     const itemTtl = typeof body['ttl'] === 'number' ? body['ttl'] : null;
     if (c.defaultTtl === undefined) return { itemTtl, expiresAt: null };
     const effective = itemTtl ?? c.defaultTtl;
@@ -267,9 +274,17 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   /** Writes a body under the next sequence number; the caller holds the write transaction. */
-  private writeRow(c: ContainerInfo, pk: string, id: string, body: Record<string, unknown>, json: string, existing: Row | undefined): Stored {
+  private writeRow(
+    c: ContainerInfo,
+    pk: string,
+    id: string,
+    body: Record<string, unknown>,
+    json: string,
+    existing: Row | undefined,
+  ): Stored {
     const now = this.clock.now();
-    const seq = (this.stmt("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value").get() as { value: number }).value;
+    const seq = (this.stmt("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value").get() as { value: number })
+      .value;
     const { itemTtl, expiresAt } = this.expiresAt(c, body, now);
     if (existing) {
       this.stmt('UPDATE items SET body = ?, seq = ?, ts_ms = ?, item_ttl = ?, expires_at = ? WHERE rowid = ?').run(
@@ -281,16 +296,9 @@ export class SqliteDocumentStore implements DocumentStore {
         existing.rowid,
       );
     } else {
-      this.stmt('INSERT INTO items (container, pk, id, body, seq, ts_ms, item_ttl, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-        c.name,
-        pk,
-        id,
-        json,
-        seq,
-        now,
-        itemTtl,
-        expiresAt,
-      );
+      this.stmt(
+        'INSERT INTO items (container, pk, id, body, seq, ts_ms, item_ttl, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(c.name, pk, id, json, seq, now, itemTtl, expiresAt);
     }
     this.changed.add(c.name);
     return { ...body, id, _etag: etagOf(seq), _ts: Math.floor(now / 1000) };
@@ -341,7 +349,13 @@ export class SqliteDocumentStore implements DocumentStore {
     return this.writeRow(c, pk, id, body, json, row);
   }
 
-  private patchSync(c: ContainerInfo, pk: string, id: string, operations: readonly PatchOperation[], ifMatch: string | undefined): Stored {
+  private patchSync(
+    c: ContainerInfo,
+    pk: string,
+    id: string,
+    operations: readonly PatchOperation[],
+    ifMatch: string | undefined,
+  ): Stored {
     checkPatch(operations, c.pkProperty);
     const now = this.clock.now();
     const row = this.getRow(c, pk, id);
@@ -408,7 +422,12 @@ export class SqliteDocumentStore implements DocumentStore {
     this.write(() => this.deleteSync(c, pk, id, options.ifMatch));
   }
 
-  async query<T = Stored>(container: string, pk: PartitionKey, spec: QuerySpec, options: QueryOptions = {}): Promise<QueryPage<T>> {
+  async query<T = Stored>(
+    container: string,
+    pk: PartitionKey,
+    spec: QuerySpec,
+    options: QueryOptions = {},
+  ): Promise<QueryPage<T>> {
     const c = this.info(container);
     const { limit } = checkQuery(spec, options);
     const fingerprint = queryFingerprint(container, pk, spec);
@@ -570,7 +589,8 @@ export class SqliteDocumentStore implements DocumentStore {
 
 function parseContinuation(token: string | undefined): number {
   if (token === undefined) return 0;
-  if (!/^(0|[1-9][0-9]{0,15})$/.test(token)) throw new AppError('validation_failed', `bad change feed continuation ${JSON.stringify(token)}`);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(token))
+    throw new AppError('validation_failed', `bad change feed continuation ${JSON.stringify(token)}`);
   return Number(token);
 }
 
@@ -606,7 +626,8 @@ function conditionSql(c: Condition, params: unknown[]): string {
       params.push(p);
       return `${T} = 'null'`;
     }
-    const types = typeof value === 'number' ? `IN ('integer', 'real')` : typeof value === 'string' ? `= 'text'` : `IN ('true', 'false')`;
+    const types =
+      typeof value === 'number' ? `IN ('integer', 'real')` : typeof value === 'string' ? `= 'text'` : `IN ('true', 'false')`;
     params.push(p, p, typeof value === 'boolean' ? (value ? 1 : 0) : value);
     return `(${T} ${types} AND ${V} ${op} ?)`;
   };
@@ -636,4 +657,6 @@ function conditionSql(c: Condition, params: unknown[]): string {
 }
 
 /** One SqliteDocumentStore per file per process (see `perFile`). */
-export const openSqliteDocumentStore: (options: SqliteDocumentStoreOptions) => SqliteDocumentStore = perFile((options: SqliteDocumentStoreOptions) => new SqliteDocumentStore(options));
+export const openSqliteDocumentStore: (options: SqliteDocumentStoreOptions) => SqliteDocumentStore = perFile(
+  (options: SqliteDocumentStoreOptions) => new SqliteDocumentStore(options),
+);

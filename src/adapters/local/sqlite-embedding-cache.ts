@@ -21,7 +21,9 @@ export class SqliteEmbeddingCache implements EmbeddingCache {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
-    this.db.exec('CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dims INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID');
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dims INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID',
+    );
     this.insert = this.db.prepare('INSERT OR IGNORE INTO embeddings (key, dims, vector) VALUES (?, ?, ?)');
   }
 
@@ -48,7 +50,8 @@ export class SqliteEmbeddingCache implements EmbeddingCache {
   async putMany(entries: readonly { key: string; vector: Float32Array }[]): Promise<void> {
     try {
       this.db.transaction(() => {
-        for (const e of entries) this.insert.run(e.key, e.vector.length, Buffer.from(e.vector.buffer, e.vector.byteOffset, e.vector.byteLength));
+        for (const e of entries)
+          this.insert.run(e.key, e.vector.length, Buffer.from(e.vector.buffer, e.vector.byteOffset, e.vector.byteLength));
       })();
     } catch (err) {
       throw new AppError('unavailable', 'the embedding cache cannot be written', { cause: err });

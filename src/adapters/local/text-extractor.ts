@@ -6,7 +6,12 @@
 import { extractText, getDocumentProxy, getMeta } from 'unpdf';
 import { AppError } from '../../domain/errors';
 import { normalizeText, repairMojibake, repairMojibakeCounted } from '../../domain/text';
-import { SUPPORTED_MEDIA_TYPES, type ExtractedText, type SupportedMediaType, type TextExtractor } from '../../ports/text-extractor';
+import {
+  SUPPORTED_MEDIA_TYPES,
+  type ExtractedText,
+  type SupportedMediaType,
+  type TextExtractor,
+} from '../../ports/text-extractor';
 
 const ALIASES: Record<string, SupportedMediaType> = {
   'text/x-markdown': 'text/markdown',
@@ -20,9 +25,15 @@ export class LocalTextExtractor implements TextExtractor {
     const [rawType = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
     const type = ALIASES[rawType] ?? rawType;
     if (!(SUPPORTED_MEDIA_TYPES as readonly string[]).includes(type)) {
-      throw new AppError('unsupported_media_type', `content type '${rawType || '(none)'}' is not supported; use one of ${SUPPORTED_MEDIA_TYPES.join(', ')}`);
+      throw new AppError(
+        'unsupported_media_type',
+        `content type '${rawType || '(none)'}' is not supported; use one of ${SUPPORTED_MEDIA_TYPES.join(', ')}`,
+      );
     }
-    const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+    const charset = params
+      .find((p) => p.startsWith('charset='))
+      ?.slice('charset='.length)
+      .replace(/"/g, '');
     switch (type as SupportedMediaType) {
       case 'application/pdf':
         return finish(await pdfText(bytes));
@@ -56,9 +67,16 @@ function finish(raw: { text: string; format: 'markdown' | 'plain'; title?: strin
 /** Decodes text bytes; refuses data that is evidently binary. */
 function decodeText(bytes: Uint8Array, charset: string | undefined): string {
   let text: string;
-  const utf16 = charset?.startsWith('utf-16') || (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+  const utf16 =
+    charset?.startsWith('utf-16') || (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
   try {
-    const label = utf16 ? (charset === 'utf-16be' || bytes[0] === 0xfe ? 'utf-16be' : 'utf-16le') : charset === 'iso-8859-1' || charset === 'latin1' || charset === 'windows-1252' ? 'windows-1252' : 'utf-8';
+    const label = utf16
+      ? charset === 'utf-16be' || bytes[0] === 0xfe
+        ? 'utf-16be'
+        : 'utf-16le'
+      : charset === 'iso-8859-1' || charset === 'latin1' || charset === 'windows-1252'
+        ? 'windows-1252'
+        : 'utf-8';
     text = new TextDecoder(label).decode(bytes);
   } catch (err) {
     throw new AppError('validation_failed', `the text cannot be decoded as ${charset ?? 'utf-8'}`, { cause: err });
@@ -100,9 +118,29 @@ function jsonText(source: string): string {
 }
 
 const ENTITIES: Record<string, string> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', ndash: '–', mdash: '—', hellip: '…',
-  lsquo: '‘', rsquo: '’', ldquo: '“', rdquo: '”', bull: '•', middot: '·', copy: '©', reg: '®', trade: '™',
-  euro: '€', times: '×', rarr: '→', larr: '←', deg: '°',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: ' ',
+  ndash: '–',
+  mdash: '—',
+  hellip: '…',
+  lsquo: '‘',
+  rsquo: '’',
+  ldquo: '“',
+  rdquo: '”',
+  bull: '•',
+  middot: '·',
+  copy: '©',
+  reg: '®',
+  trade: '™',
+  euro: '€',
+  times: '×',
+  rarr: '→',
+  larr: '←',
+  deg: '°',
 };
 
 function decodeEntities(s: string): string {
@@ -115,7 +153,8 @@ function decodeEntities(s: string): string {
   });
 }
 
-const BLOCK_TAGS = /^(p|div|section|article|header|footer|main|nav|aside|blockquote|ul|ol|table|thead|tbody|tfoot|form|figure|figcaption|pre|hr|dl|dt|dd|address)$/;
+const BLOCK_TAGS =
+  /^(p|div|section|article|header|footer|main|nav|aside|blockquote|ul|ol|table|thead|tbody|tfoot|form|figure|figcaption|pre|hr|dl|dt|dd|address)$/;
 
 /** HTML → markdown-ish text: headings become `#` headings, blocks become paragraphs, rows become `|` rows. */
 function htmlText(html: string): { text: string; title?: string } {
@@ -133,7 +172,10 @@ function htmlText(html: string): { text: string; title?: string } {
   });
   s = s
     .replace(/<h([1-6])\b[^>]*>([\s\S]*?)<\/h\1\s*>/gi, (_m, level: string, body: string) => {
-      const text = body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+      const text = body
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
       return text ? `\n\n${'#'.repeat(Number(level))} ${text}\n\n` : '\n\n';
     })
     .replace(/<br\s*\/?>/gi, '\n')
@@ -168,8 +210,15 @@ async function pdfText(bytes: Uint8Array): Promise<{ text: string; format: 'plai
     } catch {
       // Metadata is optional; a PDF without readable metadata still has text.
     }
-    const joined = text.map((p) => p.trim()).filter(Boolean).join('\n\n');
-    if (!joined) throw new AppError('validation_failed', 'the PDF has no extractable text (scanned images need OCR, which Meridian does not do)');
+    const joined = text
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .join('\n\n');
+    if (!joined)
+      throw new AppError(
+        'validation_failed',
+        'the PDF has no extractable text (scanned images need OCR, which Meridian does not do)',
+      );
     return { text: joined, format: 'plain', ...(title ? { title } : {}) };
   } catch (err) {
     if (err instanceof AppError) throw err;

@@ -9,7 +9,9 @@ describe('translateCosmosError', () => {
     expect(translateCosmosError({ code: 413 }, 'x').code).toBe('payload_too_large');
     expect(translateCosmosError({ code: 503 }, 'x').code).toBe('unavailable');
     expect(translateCosmosError({ code: 401 }, 'x').code).toBe('internal');
-    expect(translateCosmosError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 'x').code).toBe('unavailable');
+    expect(translateCosmosError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 'x').code).toBe(
+      'unavailable',
+    );
   });
 
   it('carries Retry-After from retryAfterInMs or the header, rounded up to seconds', () => {

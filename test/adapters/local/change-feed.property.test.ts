@@ -8,8 +8,23 @@ import { tempDir } from '../../support/temp-dir';
 type Op = { kind: 'upsert'; pk: string; id: string; v: number } | { kind: 'delete'; pk: string; id: string } | { kind: 'mark' };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('upsert' as const), pk: fc.constantFrom('a', 'b'), id: fc.constantFrom('x', 'y', 'z', 'w'), v: fc.integer() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), pk: fc.constantFrom('a', 'b'), id: fc.constantFrom('x', 'y', 'z', 'w') }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('upsert' as const),
+      pk: fc.constantFrom('a', 'b'),
+      id: fc.constantFrom('x', 'y', 'z', 'w'),
+      v: fc.integer(),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('delete' as const),
+      pk: fc.constantFrom('a', 'b'),
+      id: fc.constantFrom('x', 'y', 'z', 'w'),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'mark' as const }) },
 );
 
@@ -30,7 +45,9 @@ describe('change feed against a model (latest-version mode)', () => {
         try {
           // Model: key -> {v, writeIndex}; marks remember the write counter and the store's continuation.
           const model = new Map<string, { pk: string; id: string; v: number; at: number }>();
-          const marks: Array<{ at: number; continuation: string }> = [{ at: 0, continuation: store.currentContinuation('usage') }];
+          const marks: Array<{ at: number; continuation: string }> = [
+            { at: 0, continuation: store.currentContinuation('usage') },
+          ];
           let writes = 0;
           for (const o of ops) {
             const key = `${'pk' in o ? o.pk : ''}/${'id' in o ? o.id : ''}`;
@@ -55,7 +72,11 @@ describe('change feed against a model (latest-version mode)', () => {
               const seen: string[] = [];
               let continuation = mark.continuation;
               for (let guard = 0; guard < 100; guard++) {
-                const page = await store.readChangeFeed('usage', { continuation, maxItems: pageSize, ...(pk ? { partitionKey: pk } : {}) });
+                const page = await store.readChangeFeed('usage', {
+                  continuation,
+                  maxItems: pageSize,
+                  ...(pk ? { partitionKey: pk } : {}),
+                });
                 if (page.items.length === 0) break;
                 seen.push(...page.items.map((i) => `${i['tenantId'] as string}/${i.id}=${i['v'] as number}`));
                 continuation = page.continuation;

@@ -71,7 +71,8 @@ describe('SqliteDocumentStore change feed', () => {
   let clock: ManualClock;
   let store: SqliteDocumentStore;
   const processors: ChangeFeedProcessor[] = [];
-  const open = (): SqliteDocumentStore => new SqliteDocumentStore({ path: file, containers: CONTAINERS, clock, purgeIntervalMs: 0 });
+  const open = (): SqliteDocumentStore =>
+    new SqliteDocumentStore({ path: file, containers: CONTAINERS, clock, purgeIntervalMs: 0 });
 
   beforeEach(() => {
     tmp = tempDir('meridian-feed-');
@@ -204,7 +205,11 @@ describe('SqliteDocumentStore change feed', () => {
       expect(ids).toEqual(Array.from({ length: 95 }, (_, i) => `w${i}`));
       expect(c.batches.every((b) => b.length >= 1 && b.length <= 10)).toBe(true);
       await p.stop();
-      const lease = await store.read<LeaseDocument>('leases', leaseIdOf('ledger-usage', 'usage'), leaseIdOf('ledger-usage', 'usage'));
+      const lease = await store.read<LeaseDocument>(
+        'leases',
+        leaseIdOf('ledger-usage', 'usage'),
+        leaseIdOf('ledger-usage', 'usage'),
+      );
       expect(lease?.continuation).toBe(String(c.items[c.items.length - 1]?._lsn));
       expect(lease?.owner).toBeNull();
     });

@@ -13,12 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { openSqlite, perFile } from '../sqlite';
 import { AppError, ensureError } from '../../../domain/errors';
-import {
-  compileSqlFilter,
-  type SqlFilter,
-  SqlFilterEvaluationError,
-  SqlFilterSyntaxError,
-} from '../../../domain/sqlfilter';
+import { compileSqlFilter, type SqlFilter, SqlFilterEvaluationError, SqlFilterSyntaxError } from '../../../domain/sqlfilter';
 import type { Clock } from '../../../ports/clock';
 import type { ApplicationPropertyValue, EventPublisher, OutgoingMessage } from '../../../ports/event-publisher';
 
@@ -238,9 +233,7 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
          ON CONFLICT (name) DO UPDATE SET dup_window_ms = excluded.dup_window_ms, default_ttl_ms = excluded.default_ttl_ms`,
       ),
       allSubscriptions: db.prepare<[], SubscriptionRow & { topic: string }>(`SELECT * FROM subscriptions ORDER BY topic, name`),
-      getSubscription: db.prepare<[string, string], SubscriptionRow>(
-        `SELECT * FROM subscriptions WHERE topic = ? AND name = ?`,
-      ),
+      getSubscription: db.prepare<[string, string], SubscriptionRow>(`SELECT * FROM subscriptions WHERE topic = ? AND name = ?`),
       upsertSubscription: db.prepare(
         `INSERT INTO subscriptions (topic, name, filter, max_delivery_count, lock_duration_ms, dl_on_expiration, dl_on_filter_error)
          VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -321,11 +314,10 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
       compileSqlFilter(expression);
     } catch (err) {
       if (err instanceof SqlFilterSyntaxError) {
-        throw new AppError(
-          'validation_failed',
-          `subscription ${topic}/${name}: invalid SQL filter: ${err.message}`,
-          { cause: err, extensions: { position: err.position } },
-        );
+        throw new AppError('validation_failed', `subscription ${topic}/${name}: invalid SQL filter: ${err.message}`, {
+          cause: err,
+          extensions: { position: err.position },
+        });
       }
       throw err;
     }
@@ -407,12 +399,7 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
     return { ...m, json, propsJson: JSON.stringify(m.applicationProperties ?? {}) };
   }
 
-  private enqueue(
-    topic: string,
-    t: TopicOptions,
-    m: OutgoingMessage & { json: string; propsJson: string },
-    now: number,
-  ): void {
+  private enqueue(topic: string, t: TopicOptions, m: OutgoingMessage & { json: string; propsJson: string }, now: number): void {
     const ttl = Math.min(m.timeToLiveMs ?? t.defaultTtlMs, t.defaultTtlMs);
     const filterView = {
       applicationProperties: m.applicationProperties ?? {},
@@ -483,9 +470,7 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
     const max = Math.max(1, Math.floor(options.maxMessages ?? 1));
     // An idle poll must not take the write lock: look first, outside any transaction (WAL
     // readers never block the writer), and lock only when something is there.
-    const available = this.read('receive', () =>
-      this.stmts.anyAvailable.get(topic, name, deadLetter ? 1 : 0, this.clock.now()),
-    );
+    const available = this.read('receive', () => this.stmts.anyAvailable.get(topic, name, deadLetter ? 1 : 0, this.clock.now()));
     if (!available) {
       if (!this.read('receive', () => this.stmts.getSubscription.get(topic, name))) {
         throw new AppError('not_found', `subscription ${topic}/${name} does not exist`);
@@ -692,4 +677,6 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
 }
 
 /** One LocalServiceBus per file per process (see `perFile`). */
-export const openLocalServiceBus: (options: LocalServiceBusOptions) => LocalServiceBus = perFile((options: LocalServiceBusOptions) => new LocalServiceBus(options));
+export const openLocalServiceBus: (options: LocalServiceBusOptions) => LocalServiceBus = perFile(
+  (options: LocalServiceBusOptions) => new LocalServiceBus(options),
+);

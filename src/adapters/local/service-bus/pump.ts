@@ -165,9 +165,12 @@ export function startSubscriptionPump(options: SubscriptionPumpOptions): Subscri
     }
   };
   const renewTimer = renew
-    ? setInterval(() => {
-        if (inflight.size) void renewTick();
-      }, Math.max(10, options.lockRenewalCheckMs ?? 1000))
+    ? setInterval(
+        () => {
+          if (inflight.size) void renewTick();
+        },
+        Math.max(10, options.lockRenewalCheckMs ?? 1000),
+      )
     : undefined;
   renewTimer?.unref();
 
