@@ -8,7 +8,7 @@ import { AppError, isAppError } from '../domain/errors';
 import type { DocumentStore, Stored } from '../ports/document-store';
 import type { Embedder } from '../ports/embedder';
 import type { Logger } from '../ports/logger';
-import type { SearchHit, SearchIndex } from '../ports/search-index';
+import { MAX_EXCLUDED_DOCUMENTS, type SearchHit, type SearchIndex } from '../ports/search-index';
 import { CATALOG } from './documents';
 
 export interface RetrievalDeps {
@@ -38,7 +38,9 @@ export function createRetrieval(deps: RetrievalDeps) {
   /** @throws AppError `unavailable` when no index of the boundary answers. */
   async function search(tenantId: string, text: string, top: number): Promise<(SearchHit & { region: string })[]> {
     const [vector] = await deps.embedder.embed([text]);
-    const exclude = [...(await deletingIds(tenantId)), ...(await deletingIds(SHARED_TENANT))];
+    // Deletions in flight are few; past the port's cap the oldest extras may show until their
+    // chunks are removed (moments later, by the delete message).
+    const exclude = [...(await deletingIds(tenantId)), ...(await deletingIds(SHARED_TENANT))].slice(0, MAX_EXCLUDED_DOCUMENTS);
     let lastError: unknown;
     for (const target of deps.searchIndexes) {
       try {

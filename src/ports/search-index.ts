@@ -7,6 +7,9 @@
 /** The tenant id under which shared (platform) documents are indexed. */
 export { SHARED_TENANT } from '../domain/documents';
 
+/** Documents one query may exclude: bounded so filters stay small. */
+export const MAX_EXCLUDED_DOCUMENTS = 200;
+
 export interface IndexedChunk {
   /** The chunk id (`<documentId>:<version>:<ordinal>`); unique in the index. */
   id: string;
@@ -36,7 +39,10 @@ export interface SearchQuery {
   vector?: Float32Array;
   /** Hits to return (1–50). */
   top: number;
-  /** Documents to leave out (e.g. being deleted); filtered inside the query, not afterwards. */
+  /**
+   * Documents to leave out (e.g. being deleted); filtered inside the query, not afterwards.
+   * At most MAX_EXCLUDED_DOCUMENTS.
+   */
   excludeDocumentIds?: readonly string[];
 }
 

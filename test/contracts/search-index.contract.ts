@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/domain/errors';
-import { SHARED_TENANT, type IndexedChunk, type SearchIndex } from '../../src/ports/search-index';
+import { MAX_EXCLUDED_DOCUMENTS, SHARED_TENANT, type IndexedChunk, type SearchIndex } from '../../src/ports/search-index';
 
 export const CONTRACT_DIMENSIONS = 64;
 
@@ -224,6 +224,10 @@ export function runSearchIndexContract(name: string, createHarness: () => Promis
       );
       await expect(index.search({ tenantIds: [A], text: 'x', top: 0 })).rejects.toSatisfy((e: unknown) =>
         isAppError(e, 'validation_failed'),
+      );
+      const tooMany = Array.from({ length: MAX_EXCLUDED_DOCUMENTS + 1 }, (_, i) => `doc-${i}`);
+      await expect(index.search({ tenantIds: [A], text: 'x', top: 5, excludeDocumentIds: tooMany })).rejects.toSatisfy(
+        (e: unknown) => isAppError(e, 'validation_failed'),
       );
       expect(await index.stats()).toEqual({ documents: 0, chunks: 0 });
     });

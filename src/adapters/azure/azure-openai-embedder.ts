@@ -53,39 +53,58 @@ export class AzureOpenAiEmbedder implements Embedder {
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
-    const out: Float32Array[] = [];
-    for (let i = 0; i < texts.length; i += this.batchSize) {
-      const input = texts.slice(i, i + this.batchSize).map((t) => (t === '' ? ' ' : t));
-      let data: { index: number; embedding: number[] }[];
-      try {
-        const res = await this.client.embeddings.create({ model: this.options.deployment, input, encoding_format: 'float' });
-        data = res.data;
-      } catch (err) {
-        throw translateEmbeddingError(err, this.options.deployment);
-      }
-      if (data.length !== input.length) {
-        throw new AppError(
-          'unavailable',
-          `embeddings deployment ${this.options.deployment} returned ${data.length} vectors for ${input.length} inputs`,
-        );
-      }
-      for (const d of [...data].sort((a, b) => a.index - b.index)) {
-        if (!Array.isArray(d.embedding) || d.embedding.length !== this.dimensions) {
-          throw new AppError(
-            'unavailable',
-            `embeddings deployment ${this.options.deployment} returned a vector of ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, expected ${this.dimensions}`,
-          );
-        }
-        out.push(Float32Array.from(d.embedding));
-      }
-    }
-    return out;
+    return embedInBatches(texts, {
+      batchSize: this.batchSize,
+      dimensions: this.dimensions,
+      source: `deployment ${this.options.deployment}`,
+      request: async (input) =>
+        (await this.client.embeddings.create({ model: this.options.deployment, input, encoding_format: 'float' })).data,
+    });
   }
 
   async check(): Promise<string> {
     await this.embed(['health check']);
     return this.model;
   }
+}
+
+/**
+ * The part every OpenAI-style embedder shares: batches of `batchSize`, blank texts sent as one
+ * space (the API refuses empty strings), SDK errors translated once, and every answer checked
+ * — one vector per input, each of `dimensions` — so a misbehaving endpoint fails loudly instead
+ * of corrupting an index. Only `request` (one API call for one batch) differs per endpoint.
+ */
+export async function embedInBatches(
+  texts: readonly string[],
+  options: {
+    batchSize: number;
+    dimensions: number;
+    /** What answered, for messages: `deployment chat` or `model text-embedding-3-small`. */
+    source: string;
+    request: (input: string[]) => Promise<{ index: number; embedding: number[] }[]>;
+  },
+): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < texts.length; i += options.batchSize) {
+    const input = texts.slice(i, i + options.batchSize).map((t) => (t === '' ? ' ' : t));
+    let data: { index: number; embedding: number[] }[];
+    try {
+      data = await options.request(input);
+    } catch (err) {
+      throw translateEmbeddingError(err, options.source);
+    }
+    if (data.length !== input.length) {
+      throw new AppError('unavailable', `embeddings ${options.source} returned ${data.length} vectors for ${input.length} inputs`);
+    }
+    for (const d of [...data].sort((a, b) => a.index - b.index)) {
+      if (!Array.isArray(d.embedding) || d.embedding.length !== options.dimensions) {
+        const got = Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding;
+        throw new AppError('unavailable', `embeddings ${options.source} returned a vector of ${got} dimensions, expected ${options.dimensions}`);
+      }
+      out.push(Float32Array.from(d.embedding));
+    }
+  }
+  return out;
 }
 
 /** Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date); undefined when absent. */
@@ -100,23 +119,23 @@ export function retryAfterSeconds(headers: Headers | undefined, now: number = Da
   return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - now) / 1000));
 }
 
-export function translateEmbeddingError(err: unknown, deployment: string): AppError {
+export function translateEmbeddingError(err: unknown, source: string): AppError {
   if (err instanceof APIConnectionTimeoutError)
-    return new AppError('unavailable', `embeddings deployment ${deployment} timed out`, { cause: err });
+    return new AppError('unavailable', `embeddings ${source} timed out`, { cause: err });
   if (err instanceof APIConnectionError)
-    return new AppError('unavailable', `embeddings deployment ${deployment} is unreachable`, { cause: err });
+    return new AppError('unavailable', `embeddings ${source} is unreachable`, { cause: err });
   if (err instanceof APIError) {
     const status = err.status ?? 0;
     const retry = retryAfterSeconds(err.headers);
     const opts = { cause: err, ...(retry !== undefined ? { retryAfterSeconds: retry } : {}) };
     if (status === 429)
-      return new AppError('rate_limited', `embeddings deployment ${deployment} is throttled`, {
+      return new AppError('rate_limited', `embeddings ${source} is throttled`, {
         ...opts,
         retryAfterSeconds: retry ?? 1,
       });
     if (status === 400 || status === 413 || status === 422)
-      return new AppError('validation_failed', `embeddings deployment ${deployment} refused the input (${status})`, opts);
-    return new AppError('unavailable', `embeddings deployment ${deployment} answered ${status}`, opts);
+      return new AppError('validation_failed', `embeddings ${source} refused the input (${status})`, opts);
+    return new AppError('unavailable', `embeddings ${source} answered ${status}`, opts);
   }
-  return new AppError('unavailable', `embeddings deployment ${deployment} failed`, { cause: err });
+  return new AppError('unavailable', `embeddings ${source} failed`, { cause: err });
 }

@@ -15,6 +15,7 @@
 import type { KeyCredential, TokenCredential } from '@azure/core-auth';
 import { SearchClient, type SearchOptions } from '@azure/search-documents';
 import { AppError } from '../../domain/errors';
+import { checkSearchQuery } from '../search-spec';
 import { HYBRID_CANDIDATES } from '../../domain/rank-fusion';
 import type { Clock } from '../../ports/clock';
 import type { IndexedChunk, IndexedDocument, SearchHit, SearchIndex, SearchQuery } from '../../ports/search-index';
@@ -143,16 +144,10 @@ export class AzureSearchIndex implements SearchIndex {
   }
 
   async search(query: SearchQuery): Promise<SearchHit[]> {
-    if (!Number.isInteger(query.top) || query.top < 1 || query.top > 50)
-      throw new AppError('validation_failed', 'top must be an integer in 1–50');
-    if (query.vector && query.vector.length !== this.dimensions) {
-      throw new AppError('validation_failed', `query vector has ${query.vector.length} dimensions, the index ${this.dimensions}`);
-    }
-    const tenants = [...new Set(query.tenantIds)];
+    const { tenants, excluded } = checkSearchQuery(query, this.dimensions);
     if (tenants.length === 0) return [];
     const text = query.text.trim();
     if (!text && !query.vector) return [];
-    const excluded = [...new Set(query.excludeDocumentIds ?? [])];
     const filter = [searchIn('tenantId', tenants), ...(excluded.length ? [`not ${searchIn('documentId', excluded)}`] : [])].join(
       ' and ',
     );

@@ -19,13 +19,13 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import * as sqliteVec from 'sqlite-vec';
 import { AppError } from '../../domain/errors';
+import { checkSearchQuery } from '../search-spec';
 import { HYBRID_CANDIDATES, reciprocalRankFusion } from '../../domain/rank-fusion';
 import type { IndexedChunk, IndexedDocument, SearchHit, SearchIndex, SearchQuery } from '../../ports/search-index';
 
 /** BM25 column weights: content, heading path, document name, tenant token (never ranks). */
 const BM25_WEIGHTS = '1.0, 2.0, 1.5, 0.0';
 const MAX_TERMS = 32;
-const MAX_EXCLUDED = 200;
 
 /** Frequent English words that only slow an OR query down and add nothing to BM25. */
 const STOPWORDS = new Set(
@@ -197,15 +197,8 @@ export class LocalSearchIndex implements SearchIndex {
   }
 
   async search(query: SearchQuery): Promise<SearchHit[]> {
-    if (!Number.isInteger(query.top) || query.top < 1 || query.top > 50)
-      throw new AppError('validation_failed', 'top must be an integer in 1–50');
-    if (query.vector && query.vector.length !== this.dimensions) {
-      throw new AppError('validation_failed', `query vector has ${query.vector.length} dimensions, the index ${this.dimensions}`);
-    }
-    const tenants = [...new Set(query.tenantIds)];
+    const { tenants, excluded } = checkSearchQuery(query, this.dimensions);
     if (tenants.length === 0) return [];
-    const excluded = [...new Set(query.excludeDocumentIds ?? [])];
-    if (excluded.length > MAX_EXCLUDED) throw new AppError('validation_failed', `at most ${MAX_EXCLUDED} excluded documents`);
     try {
       const lists: number[][] = [];
       const terms = keywordTerms(query.text);

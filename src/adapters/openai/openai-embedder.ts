@@ -7,9 +7,8 @@
  * SDK retries are off, as everywhere: the caller's policy decides.
  */
 import OpenAI from 'openai';
-import { AppError } from '../../domain/errors';
 import type { Embedder } from '../../ports/embedder';
-import { translateEmbeddingError } from '../azure/azure-openai-embedder';
+import { embedInBatches } from '../azure/azure-openai-embedder';
 
 export interface OpenAiCompatibleEmbedderOptions {
   baseURL: string;
@@ -39,38 +38,20 @@ export class OpenAiCompatibleEmbedder implements Embedder {
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
-    const out: Float32Array[] = [];
-    for (let i = 0; i < texts.length; i += this.batchSize) {
-      const input = texts.slice(i, i + this.batchSize).map((t) => (t === '' ? ' ' : t));
-      let data: { index: number; embedding: number[] }[];
-      try {
-        const res = await this.client.embeddings.create({
-          model: this.options.model,
-          input,
-          dimensions: this.dimensions,
-          encoding_format: 'float',
-        });
-        data = res.data;
-      } catch (err) {
-        throw translateEmbeddingError(err, this.options.model);
-      }
-      if (data.length !== input.length) {
-        throw new AppError(
-          'unavailable',
-          `embeddings model ${this.options.model} returned ${data.length} vectors for ${input.length} inputs`,
-        );
-      }
-      for (const d of [...data].sort((a, b) => a.index - b.index)) {
-        if (!Array.isArray(d.embedding) || d.embedding.length !== this.dimensions) {
-          throw new AppError(
-            'unavailable',
-            `embeddings model ${this.options.model} returned ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, expected ${this.dimensions}`,
-          );
-        }
-        out.push(Float32Array.from(d.embedding));
-      }
-    }
-    return out;
+    return embedInBatches(texts, {
+      batchSize: this.batchSize,
+      dimensions: this.dimensions,
+      source: `model ${this.options.model}`,
+      request: async (input) =>
+        (
+          await this.client.embeddings.create({
+            model: this.options.model,
+            input,
+            dimensions: this.dimensions,
+            encoding_format: 'float',
+          })
+        ).data,
+    });
   }
 
   async check(): Promise<string> {
