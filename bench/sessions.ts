@@ -12,13 +12,10 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/sessions.js --sessions 1200 --interval-ms 3000 --duration 60
  * prints one JSON line. Loopback only; bounded (start + duration + a 180 s drain limit).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { mintDevToken } from '../devhost/token';
 import { startFakeOpenAi } from './lib/fake-openai';
 import { machine, peakRssOfPid, summarize } from './lib/stats';
+import { processesMentioning, startSystem } from './lib/system';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,7 +27,6 @@ const DURATION = arg('duration', 60) * 1000;
 const MODEL_MS = arg('model-delay-ms', 200);
 /** `--profile-dir <dir>`: CPU-profile the processes (the boundary devhost inherits it through fork). */
 const PROFILE_DIR = process.argv.includes('--profile-dir') ? process.argv[process.argv.indexOf('--profile-dir') + 1] : undefined;
-const ROOT = path.resolve(__dirname, '../..');
 
 async function main(): Promise<void> {
   const fake = await startFakeOpenAi({
@@ -41,50 +37,20 @@ async function main(): Promise<void> {
         ? '{"score":0.7,"rationale":"Benchmark verdict."}'
         : 'That is a fair point. What would you suggest as a next step?',
   });
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-sessions-'));
   const profiling = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
-  const child = spawn(process.execPath, [...profiling, path.join(ROOT, 'dist/devhost/main.js')], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: '0',
-      MERIDIAN_DATA_DIR: dataDir,
+  const system = await startSystem(
+    {
       MERIDIAN_SERVED_REGIONS: 'eastus,westus2',
       MERIDIAN_OPENAI_BASE_URL: `${fake.url}/v1`,
       MERIDIAN_RATE_LIMIT_PER_MINUTE: '100000',
       LOG_LEVEL: 'error',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not up:\n${out}`)), 90_000);
-    const poll = setInterval(() => {
-      const m = /front door listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) {
-        clearInterval(poll);
-        clearTimeout(t);
-        resolve(m[1] as string);
-      }
-    }, 25);
-  });
-  /** The boundary devhost: the main process's node child that is not Azurite. */
-  const boundaryPid = (): number | undefined => {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-        if (ppid === child.pid && !cmd.includes('azurite')) return Number(entry);
-      } catch {
-        // gone
-      }
-    }
-    return undefined;
-  };
+    90_000,
+    { nodeArgs: profiling },
+  );
+  const url = system.url;
+  /** The us boundary devhost. */
+  const boundaryPid = (): number | undefined => processesMentioning(system.dataDir, 'boundary.js')[0];
 
   const tokens = await Promise.all(
     Array.from({ length: SESSIONS }, (_, i) => mintDevToken({ tenant: 'tenant-acme-corp', user: `bench-${i}`, roles: [] })),
@@ -204,10 +170,8 @@ async function main(): Promise<void> {
       machine: machine(),
     }),
   );
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await system.stop();
   await fake.close();
-  rmSync(dataDir, { recursive: true, force: true });
 }
 
 main().catch((err) => {

@@ -6,35 +6,17 @@
  *
  *   npm run build && node dist/bench/startup.js [--runs 5]
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { machine, summarize } from './lib/stats';
+import { startSystem } from './lib/system';
 
-const ROOT = path.resolve(__dirname, '../..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 
 async function once(): Promise<number> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-start-'));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/devhost/main.js')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', MERIDIAN_DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /front door listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
+  const system = await startSystem();
   for (;;) {
-    const ok = await fetch(`${url}/api/healthz`).then(
+    const ok = await fetch(`${system.url}/api/healthz`).then(
       (r) => r.status === 200,
       () => false,
     );
@@ -42,9 +24,7 @@ async function once(): Promise<number> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const ms = performance.now() - t0;
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  rmSync(dataDir, { recursive: true, force: true });
+  await system.stop();
   return ms;
 }
 

@@ -8,15 +8,13 @@
  *
  *   npm run build && node dist/bench/upload-to-searchable.js [--docs 100] [--rate 1]
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintDevToken } from '../devhost/token';
 import { machine, peakRssMiB, peakRssOfPid, summarize } from './lib/stats';
+import { processesMentioning, ROOT, startSystem } from './lib/system';
 
-const ROOT = path.resolve(__dirname, '../..');
 const { values } = parseArgs({
   options: {
     docs: { type: 'string', default: '100' },
@@ -45,37 +43,9 @@ function makeDocument(i: number, sentences: string[]): { marker: string; text: s
   return { marker, text: parts.join('\n\n') };
 }
 
-function boundaryPids(dataDir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const env = readFileSync(`/proc/${entry}/environ`, 'utf8');
-      if (cmd.includes('boundary.js') && env.includes(dataDir)) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
-
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-ingest-'));
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/devhost/main.js')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', MERIDIAN_DATA_DIR: dataDir, MERIDIAN_SERVED_REGIONS: 'eastus,westus2', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /front door listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.once('exit', (code) => reject(new Error(`system exited ${code}: ${out}`)));
-  });
+  const system = await startSystem({ MERIDIAN_SERVED_REGIONS: 'eastus,westus2' });
+  const url = system.url;
   const token = `Bearer ${await mintDevToken({ tenant: 'tenant-acme-corp', user: 'bench' })}`;
   const sentences = corpusSentences();
   const latencies: number[] = [];
@@ -121,10 +91,8 @@ async function main(): Promise<void> {
   }
   await Promise.all(pending);
   const elapsedS = (performance.now() - started) / 1000;
-  const rss = boundaryPids(dataDir).map((pid) => peakRssOfPid(pid) ?? 0);
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  rmSync(dataDir, { recursive: true, force: true });
+  const rss = processesMentioning(system.dataDir, 'boundary.js').map((pid) => peakRssOfPid(pid) ?? 0);
+  await system.stop();
   const s = summarize(latencies);
   process.stdout.write(
     `${JSON.stringify({

@@ -94,12 +94,18 @@ export async function embedInBatches(
       throw translateEmbeddingError(err, options.source);
     }
     if (data.length !== input.length) {
-      throw new AppError('unavailable', `embeddings ${options.source} returned ${data.length} vectors for ${input.length} inputs`);
+      throw new AppError(
+        'unavailable',
+        `embeddings ${options.source} returned ${data.length} vectors for ${input.length} inputs`,
+      );
     }
     for (const d of [...data].sort((a, b) => a.index - b.index)) {
       if (!Array.isArray(d.embedding) || d.embedding.length !== options.dimensions) {
         const got = Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding;
-        throw new AppError('unavailable', `embeddings ${options.source} returned a vector of ${got} dimensions, expected ${options.dimensions}`);
+        throw new AppError(
+          'unavailable',
+          `embeddings ${options.source} returned a vector of ${got} dimensions, expected ${options.dimensions}`,
+        );
       }
       out.push(Float32Array.from(d.embedding));
     }
