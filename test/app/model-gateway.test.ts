@@ -3,23 +3,16 @@
  * server (bench/lib/fake-openai.ts), which plays one Azure OpenAI account per region
  * (endpoint `<fake>/<region>`), the eu ones included, and records every request.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeOpenAi, type FakeOpenAi } from '../../bench/lib/fake-openai';
+import { describe, expect, it } from 'vitest';
 import { AzureOpenAiChatModel } from '../../src/adapters/azure/azure-openai-chat-model';
 import { loadCatalog } from '../../src/config';
 import { createModelGateway, deploymentsInBoundary, type ModelDeployment, type ModelGateway } from '../../src/app/model-gateway';
 import type { ChatRequest, ChatStreamEvent } from '../../src/domain/chat';
-import { AppError } from '../../src/domain/errors';
 import { ManualClock } from '../support/manual-clock';
+import { appErrorOf } from '../helpers/errors';
+import { useFakeOpenAi } from '../helpers/fake-openai';
 
-let fake: FakeOpenAi;
-beforeAll(async () => {
-  fake = await startFakeOpenAi();
-});
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => fake.reset());
+const fakeServer = useFakeOpenAi();
 
 const catalog = loadCatalog();
 const boundaryOf = (region: string): string | undefined => catalog.regions.find((r) => r.name === region)?.boundary;
@@ -34,7 +27,7 @@ function deployment(region: string, clock: ManualClock, timeoutMs = 5_000): Mode
     priority: d.priority,
     chat: new AzureOpenAiChatModel({
       region,
-      endpoint: `${fake.url}/${region}`,
+      endpoint: `${fakeServer().url}/${region}`,
       deployment: d.deployment,
       model: d.model,
       apiKey: `key-${region}`,
@@ -58,19 +51,9 @@ function usGateway(clock: ManualClock, options: { timeoutMs?: number; servingReg
 
 const ask: ChatRequest = { messages: [{ role: 'user', content: 'What is the leave policy?' }] };
 
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AppError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
-
-const chatCalls = (d: string): number => fake.requestsFor(d, 'chat').length;
+const chatCalls = (d: string): number => fakeServer().requestsFor(d, 'chat').length;
 const euCalls = (): number =>
-  fake.requests.filter((r) => r.deployment?.startsWith('westeurope/') || r.deployment?.startsWith('northeurope/')).length;
+  fakeServer().requests.filter((r) => r.deployment?.startsWith('westeurope/') || r.deployment?.startsWith('northeurope/')).length;
 
 async function collect(events: AsyncIterable<ChatStreamEvent>): Promise<ChatStreamEvent[]> {
   const out: ChatStreamEvent[] = [];
@@ -102,7 +85,7 @@ describe('model gateway: ordering and boundary', () => {
     expect(east.model).toEqual({ region: 'eastus', deployment: 'chat', model: 'gpt-4o-mini' });
     const west = await usGateway(clock, { servingRegion: 'westus2' }).complete(ask);
     expect(west.model.region).toBe('westus2');
-    expect(fake.requests.map((r) => r.deployment)).toEqual(['eastus/chat', 'westus2/chat']);
+    expect(fakeServer().requests.map((r) => r.deployment)).toEqual(['eastus/chat', 'westus2/chat']);
   });
 });
 
@@ -110,7 +93,7 @@ describe('model gateway: 429', () => {
   it('fails over to the same boundary, asks the throttled deployment once, and honours retry-after', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '7' } });
+    fakeServer().enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '7' } });
     const answer = await gw.complete(ask);
     expect(answer.model.region).toBe('westus2');
     expect(chatCalls('eastus/chat')).toBe(1); // maxRetries: 0 — the SDK did not retry the 429
@@ -127,7 +110,7 @@ describe('model gateway: 429', () => {
   it('prefers retry-after-ms to retry-after', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 429, headers: { 'retry-after-ms': '2500', 'retry-after': '60' } });
+    fakeServer().enqueue('eastus/chat', { status: 429, headers: { 'retry-after-ms': '2500', 'retry-after': '60' } });
     await gw.complete(ask);
     expect(gw.status()[0]).toMatchObject({ region: 'eastus', throttledUntil: clock.now() + 2_500 });
     clock.advance(2_500);
@@ -137,9 +120,9 @@ describe('model gateway: 429', () => {
   it('all throttled: 429 rate_limited with the earliest retry, rounded up, and no call to the other boundary', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '5' } });
-    fake.enqueue('westus2/chat', { status: 429, headers: { 'retry-after-ms': '2200' } });
-    const err = await rejection(gw.complete(ask));
+    fakeServer().enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '5' } });
+    fakeServer().enqueue('westus2/chat', { status: 429, headers: { 'retry-after-ms': '2200' } });
+    const err = await appErrorOf(gw.complete(ask));
     expect(err.code).toBe('rate_limited');
     expect(err.status).toBe(429);
     expect(err.retryAfterSeconds).toBe(3);
@@ -149,18 +132,18 @@ describe('model gateway: 429', () => {
     expect(euCalls()).toBe(0);
 
     clock.advance(1_000);
-    const again = await rejection(gw.complete(ask));
+    const again = await appErrorOf(gw.complete(ask));
     expect(again.retryAfterSeconds).toBe(2); // 1.2 s left → 2
-    expect(fake.requests).toHaveLength(2); // answered from the throttle state, no calls
+    expect(fakeServer().requests).toHaveLength(2); // answered from the throttle state, no calls
     await expect(gw.check()).rejects.toMatchObject({ code: 'rate_limited' });
   });
 
   it('a 429 without a retry time throttles for 1 s', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 429 });
-    fake.enqueue('westus2/chat', { status: 429 });
-    const err = await rejection(gw.complete(ask));
+    fakeServer().enqueue('eastus/chat', { status: 429 });
+    fakeServer().enqueue('westus2/chat', { status: 429 });
+    const err = await appErrorOf(gw.complete(ask));
     expect(err.retryAfterSeconds).toBe(1);
     clock.advance(1_000);
     expect((await gw.complete(ask)).model.region).toBe('eastus');
@@ -171,7 +154,7 @@ describe('model gateway: circuit breaker', () => {
   it('opens after 3 consecutive failures, probes after the cool-down, re-opens on a failed probe, closes on a good one', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 500 }, { status: 503 }, { status: 500 });
+    fakeServer().enqueue('eastus/chat', { status: 500 }, { status: 503 }, { status: 500 });
     for (let i = 0; i < 3; i++) expect((await gw.complete(ask)).model.region).toBe('westus2');
     expect(gw.status()[0]).toMatchObject({ circuit: 'open', consecutiveFailures: 3, openUntil: clock.now() + 10_000 });
 
@@ -180,7 +163,7 @@ describe('model gateway: circuit breaker', () => {
 
     clock.advance(10_000);
     expect(gw.status()[0]?.circuit).toBe('half-open');
-    fake.enqueue('eastus/chat', { status: 502 });
+    fakeServer().enqueue('eastus/chat', { status: 502 });
     expect((await gw.complete(ask)).model.region).toBe('westus2');
     expect(chatCalls('eastus/chat')).toBe(4); // one probe
     expect(gw.status()[0]?.circuit).toBe('open'); // the failed probe re-opened it
@@ -197,7 +180,7 @@ describe('model gateway: circuit breaker', () => {
   it('a success resets the count of consecutive failures', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 500 }, { status: 500 }, {}, { status: 500 });
+    fakeServer().enqueue('eastus/chat', { status: 500 }, { status: 500 }, {}, { status: 500 });
     for (let i = 0; i < 4; i++) await gw.complete(ask);
     expect(gw.status()[0]).toMatchObject({ circuit: 'closed', consecutiveFailures: 1 });
   });
@@ -205,7 +188,7 @@ describe('model gateway: circuit breaker', () => {
   it('times out a slow deployment and fails over', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock, { timeoutMs: 150 });
-    fake.enqueue('eastus/chat', { delayMs: 5_000 });
+    fakeServer().enqueue('eastus/chat', { delayMs: 5_000 });
     const started = performance.now();
     expect((await gw.complete(ask)).model.region).toBe('westus2');
     expect(performance.now() - started).toBeLessThan(3_000);
@@ -215,7 +198,7 @@ describe('model gateway: circuit breaker', () => {
   it('a dropped connection counts as a failure and fails over', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { destroy: true });
+    fakeServer().enqueue('eastus/chat', { destroy: true });
     expect((await gw.complete(ask)).model.region).toBe('westus2');
     expect(gw.status()[0]?.consecutiveFailures).toBe(1);
   });
@@ -223,23 +206,23 @@ describe('model gateway: circuit breaker', () => {
   it('all open: 503 model_unavailable with Retry-After until the first probe', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.setDefault('eastus/chat', { status: 500 });
-    fake.setDefault('westus2/chat', { status: 500 });
+    fakeServer().setDefault('eastus/chat', { status: 500 });
+    fakeServer().setDefault('westus2/chat', { status: 500 });
     for (let i = 0; i < 2; i++) await expect(gw.complete(ask)).rejects.toMatchObject({ code: 'model_unavailable' });
     clock.advance(4_000);
-    const err = await rejection(gw.complete(ask)); // third failure opens both
+    const err = await appErrorOf(gw.complete(ask)); // third failure opens both
     expect(err.code).toBe('model_unavailable');
-    const last = await rejection(gw.complete(ask));
+    const last = await appErrorOf(gw.complete(ask));
     expect(last).toMatchObject({ code: 'model_unavailable', retryAfterSeconds: 10 });
-    expect(fake.requests).toHaveLength(6);
+    expect(fakeServer().requests).toHaveLength(6);
     expect(euCalls()).toBe(0);
   });
 
   it('does not fail over a request the model refuses (400 content filter)', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 400, errorCode: 'content_filter' });
-    const err = await rejection(gw.complete(ask));
+    fakeServer().enqueue('eastus/chat', { status: 400, errorCode: 'content_filter' });
+    const err = await appErrorOf(gw.complete(ask));
     expect(err.code).toBe('validation_failed');
     expect(chatCalls('westus2/chat')).toBe(0);
     expect(gw.status()[0]).toMatchObject({ circuit: 'closed', consecutiveFailures: 0 });
@@ -249,7 +232,7 @@ describe('model gateway: circuit breaker', () => {
 describe('model gateway: streaming', () => {
   it('streams deltas then done, with the usage of the include_usage chunk', async () => {
     const clock = new ManualClock();
-    fake.enqueue('eastus/chat', {
+    fakeServer().enqueue('eastus/chat', {
       text: 'Leave is twenty five days a year [1].',
       usage: { promptTokens: 111, completionTokens: 22 },
     });
@@ -266,18 +249,18 @@ describe('model gateway: streaming', () => {
       model: { region: 'eastus', deployment: 'chat' },
       finishReason: 'stop',
     });
-    expect(fake.requests[0]?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+    expect(fakeServer().requests[0]?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
   });
 
   it('fails over before the first delta (429, and a stream that breaks before any content)', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '2' } });
+    fakeServer().enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '2' } });
     let events = await collect(gw.stream(ask));
     expect(events.at(-1)).toMatchObject({ type: 'done', completion: { model: { region: 'westus2' } } });
 
     clock.advance(2_000);
-    fake.enqueue('eastus/chat', { failAfterDeltas: 0 });
+    fakeServer().enqueue('eastus/chat', { failAfterDeltas: 0 });
     events = await collect(gw.stream(ask));
     expect(events.at(-1)).toMatchObject({ type: 'done', completion: { model: { region: 'westus2' } } });
     expect(chatCalls('eastus/chat')).toBe(2);
@@ -287,9 +270,9 @@ describe('model gateway: streaming', () => {
   it('after the first delta an error propagates: no failover, no second answer', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { text: 'one two three four five six seven eight', failAfterDeltas: 2 });
+    fakeServer().enqueue('eastus/chat', { text: 'one two three four five six seven eight', failAfterDeltas: 2 });
     const seen: ChatStreamEvent[] = [];
-    const err = await rejection(
+    const err = await appErrorOf(
       (async () => {
         for await (const e of gw.stream(ask)) seen.push(e);
       })(),
@@ -303,10 +286,10 @@ describe('model gateway: streaming', () => {
   it('all throttled: the stream fails with 429 before any event', async () => {
     const clock = new ManualClock();
     const gw = usGateway(clock);
-    fake.enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '4' } });
-    fake.enqueue('westus2/chat', { status: 429, headers: { 'retry-after': '9' } });
+    fakeServer().enqueue('eastus/chat', { status: 429, headers: { 'retry-after': '4' } });
+    fakeServer().enqueue('westus2/chat', { status: 429, headers: { 'retry-after': '9' } });
     const seen: ChatStreamEvent[] = [];
-    const err = await rejection(
+    const err = await appErrorOf(
       (async () => {
         for await (const e of gw.stream(ask)) seen.push(e);
       })(),

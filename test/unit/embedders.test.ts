@@ -8,20 +8,10 @@ import { AzureOpenAiEmbedder, retryAfterSeconds } from '../../src/adapters/azure
 import { SqliteEmbeddingCache } from '../../src/adapters/local/sqlite-embedding-cache';
 import { LocalUseEmbedder } from '../../src/adapters/local/use-embedder';
 import { createCachedEmbedder, embeddingCacheKey } from '../../src/app/embedding-cache';
-import { isAppError, type AppError } from '../../src/domain/errors';
 import type { Embedder } from '../../src/ports/embedder';
+import { appErrorOf } from '../helpers/errors';
 
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * (b[i] as number), 0);
-
-async function failure(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isAppError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an AppError');
-}
 
 describe('LocalUseEmbedder', () => {
   const embedder = new LocalUseEmbedder({ batchSize: 4 });
@@ -197,7 +187,7 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
   it('turns 429 into rate_limited with the server Retry-After, once (no SDK retries)', async () => {
     requests.length = 0;
     script = () => ({ status: 429, headers: { 'retry-after': '7' }, body: { error: { code: '429', message: 'slow down' } } });
-    const err = await failure(make().embed(['x']));
+    const err = await appErrorOf(make().embed(['x']));
     expect(err.code).toBe('rate_limited');
     expect(err.retryAfterSeconds).toBe(7);
     expect(requests).toHaveLength(1);
@@ -205,11 +195,11 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
 
   it('turns 5xx into unavailable and 400 into validation_failed', async () => {
     script = () => ({ status: 503, headers: { 'retry-after-ms': '2500' }, body: { error: { message: 'busy' } } });
-    const down = await failure(make().embed(['x']));
+    const down = await appErrorOf(make().embed(['x']));
     expect(down.code).toBe('unavailable');
     expect(down.retryAfterSeconds).toBe(3);
     script = () => ({ status: 400, body: { error: { code: 'context_length_exceeded', message: 'too long' } } });
-    expect((await failure(make().embed(['x']))).code).toBe('validation_failed');
+    expect((await appErrorOf(make().embed(['x']))).code).toBe('validation_failed');
   });
 
   it('refuses vectors of the wrong size', async () => {
@@ -221,7 +211,7 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
         usage: {},
       },
     });
-    expect((await failure(make().embed(['x']))).code).toBe('unavailable');
+    expect((await appErrorOf(make().embed(['x']))).code).toBe('unavailable');
     script = undefined;
   });
 
@@ -234,7 +224,7 @@ describe('AzureOpenAiEmbedder against a local fake endpoint', () => {
       auth: { apiKey: 'k' },
       timeoutMs: 2000,
     });
-    expect((await failure(e.embed(['x']))).code).toBe('unavailable');
+    expect((await appErrorOf(e.embed(['x']))).code).toBe('unavailable');
   });
 
   it('reads Retry-After in its three forms', () => {

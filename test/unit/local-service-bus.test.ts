@@ -6,9 +6,10 @@ import {
   MAX_DELIVERY_COUNT_EXCEEDED,
   TTL_EXPIRED_EXCEPTION,
 } from '../../src/adapters/local/service-bus';
-import { AppError, isAppError } from '../../src/domain/errors';
+import { isAppError } from '../../src/domain/errors';
 import type { OutgoingMessage } from '../../src/ports/event-publisher';
 import { openBus, tempDir, topology, VirtualClock } from '../helpers/local-bus';
+import { appErrorOf } from '../helpers/errors';
 
 const TOPIC = topology.topic.name;
 const SUBS = topology.subscriptions.map((s) => s.name);
@@ -25,16 +26,6 @@ function msg(id: string, targetRegion: string | number | null = 'us', extra: Par
     contentType: 'application/json',
     ...extra,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AppError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('LocalServiceBus', () => {
@@ -140,12 +131,12 @@ describe('LocalServiceBus', () => {
     expect(second?.messageId).toBe('slow');
     expect(second?.deliveryCount).toBe(2);
     expect(second?.lockToken).not.toBe(first?.lockToken);
-    const stale = await rejection(bus.complete(first?.lockToken as string));
+    const stale = await appErrorOf(bus.complete(first?.lockToken as string));
     expect(stale.code).toBe('conflict');
     expect(stale.message).toMatch(/lock lost/);
-    expect((await rejection(bus.abandon(first?.lockToken as string))).code).toBe('conflict');
+    expect((await appErrorOf(bus.abandon(first?.lockToken as string))).code).toBe('conflict');
     await bus.complete(second?.lockToken as string);
-    expect((await rejection(bus.complete(second?.lockToken as string))).code).toBe('conflict');
+    expect((await appErrorOf(bus.complete(second?.lockToken as string))).code).toBe('conflict');
     expect(await bus.stats(TOPIC, sub)).toEqual({ active: 0, deadLettered: 0, locked: 0 });
   });
 
@@ -154,7 +145,7 @@ describe('LocalServiceBus', () => {
     await bus.publish(TOPIC, msg('late', 'us'));
     const [m] = await bus.receive(TOPIC, sub);
     clock.advance(LOCK_MS);
-    expect((await rejection(bus.complete(m?.lockToken as string))).code).toBe('conflict');
+    expect((await appErrorOf(bus.complete(m?.lockToken as string))).code).toBe('conflict');
     expect((await bus.stats(TOPIC, sub)).active).toBe(1);
   });
 
@@ -202,7 +193,7 @@ describe('LocalServiceBus', () => {
   });
 
   it('rejects a bad filter at subscription creation with its position', async () => {
-    const err = await rejection(
+    const err = await appErrorOf(
       bus.ensureSubscription(TOPIC, 'bad', {
         filter: "targetRegion = = 'us'",
         maxDeliveryCount: 5,
@@ -250,10 +241,10 @@ describe('LocalServiceBus', () => {
   });
 
   it('refuses unknown topics and subscriptions, malformed messages, and works after restart', async () => {
-    expect((await rejection(bus.publish('nope', msg('x')))).code).toBe('not_found');
-    expect((await rejection(bus.receive(TOPIC, 'nope'))).code).toBe('not_found');
-    expect((await rejection(bus.publish(TOPIC, msg('')))).code).toBe('validation_failed');
-    expect((await rejection(bus.publish(TOPIC, { messageId: 'u', body: undefined }))).code).toBe('validation_failed');
+    expect((await appErrorOf(bus.publish('nope', msg('x')))).code).toBe('not_found');
+    expect((await appErrorOf(bus.receive(TOPIC, 'nope'))).code).toBe('not_found');
+    expect((await appErrorOf(bus.publish(TOPIC, msg('')))).code).toBe('validation_failed');
+    expect((await appErrorOf(bus.publish(TOPIC, { messageId: 'u', body: undefined }))).code).toBe('validation_failed');
     await bus.publish(TOPIC, msg('persisted', 'us'));
     await bus.close();
     await expect(bus.check()).rejects.toSatisfy((e) => isAppError(e, 'unavailable'));

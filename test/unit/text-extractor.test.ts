@@ -1,22 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LocalTextExtractor } from '../../src/adapters/local/text-extractor';
-import { AppError, isAppError } from '../../src/domain/errors';
 import { repairMojibake } from '../../src/domain/text';
 import { tinyPdf } from '../helpers/pdf';
+import { appErrorOf } from '../helpers/errors';
 
 const x = new LocalTextExtractor();
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
-
-async function failure(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isAppError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an AppError');
-}
 
 describe('LocalTextExtractor', () => {
   it('passes markdown through, normalising line ends and the BOM', async () => {
@@ -59,7 +49,7 @@ describe('LocalTextExtractor', () => {
   });
 
   it('refuses invalid JSON with the reason', async () => {
-    const err = await failure(x.extract(bytes('{"a": '), 'application/json'));
+    const err = await appErrorOf(x.extract(bytes('{"a": '), 'application/json'));
     expect(err.code).toBe('validation_failed');
     expect(err.message).toMatch(/^invalid JSON/);
   });
@@ -77,21 +67,23 @@ describe('LocalTextExtractor', () => {
 
   it('refuses a corrupt PDF with a reason, and non-PDF bytes declared as PDF', async () => {
     const pdf = tinyPdf(['hello']);
-    const corrupt = await failure(x.extract(pdf.slice(0, 120), 'application/pdf'));
+    const corrupt = await appErrorOf(x.extract(pdf.slice(0, 120), 'application/pdf'));
     expect(corrupt.code).toBe('validation_failed');
     expect(corrupt.message).toMatch(/PDF/);
-    const notPdf = await failure(x.extract(bytes('just text'), 'application/pdf'));
+    const notPdf = await appErrorOf(x.extract(bytes('just text'), 'application/pdf'));
     expect(notPdf.code).toBe('validation_failed');
     expect(notPdf.message).toContain('not a PDF');
   });
 
   it('refuses an unsupported type and binary data sent as text', async () => {
-    const unsupported = await failure(x.extract(bytes('x'), 'image/png'));
+    const unsupported = await appErrorOf(x.extract(bytes('x'), 'image/png'));
     expect(unsupported.code).toBe('unsupported_media_type');
     expect(unsupported.status).toBe(415);
-    const binary = await failure(x.extract(new Uint8Array(Array.from({ length: 512 }, (_, i) => (i * 37) % 256)), 'text/plain'));
+    const binary = await appErrorOf(
+      x.extract(new Uint8Array(Array.from({ length: 512 }, (_, i) => (i * 37) % 256)), 'text/plain'),
+    );
     expect(binary.code).toBe('validation_failed');
-    const empty = await failure(x.extract(bytes('  \n '), 'text/plain'));
+    const empty = await appErrorOf(x.extract(bytes('  \n '), 'text/plain'));
     expect(empty.message).toContain('no text');
   });
 

@@ -4,21 +4,14 @@
  * against the fake OpenAI-compatible server.
  */
 import type { AccessToken, TokenCredential } from '@azure/identity';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeOpenAi, type FakeOpenAi } from '../../../bench/lib/fake-openai';
+import { describe, expect, it } from 'vitest';
 import { AZURE_OPENAI_API_VERSION, AzureOpenAiChatModel } from '../../../src/adapters/azure/azure-openai-chat-model';
 import { OpenAiCompatibleChatModel } from '../../../src/adapters/openai/openai-chat-model';
 import type { ChatModel, ChatRequest, ChatStreamEvent } from '../../../src/ports/chat-model';
 import { AppError } from '../../../src/domain/errors';
+import { useFakeOpenAi } from '../../helpers/fake-openai';
 
-let fake: FakeOpenAi;
-beforeAll(async () => {
-  fake = await startFakeOpenAi();
-});
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => fake.reset());
+const fakeServer = useFakeOpenAi();
 
 const request: ChatRequest = {
   messages: [
@@ -34,7 +27,7 @@ const request: ChatRequest = {
 function azure(extra: { credential?: TokenCredential } = {}): AzureOpenAiChatModel {
   return new AzureOpenAiChatModel({
     region: 'eastus',
-    endpoint: `${fake.url}/acct/`,
+    endpoint: `${fakeServer().url}/acct/`,
     deployment: 'chat',
     model: 'gpt-4o-mini',
     ...(extra.credential ? { credential: extra.credential } : { apiKey: 'test-key' }),
@@ -60,10 +53,10 @@ async function drain(model: ChatModel, req: ChatRequest): Promise<ChatStreamEven
 
 describe('AzureOpenAiChatModel requests', () => {
   it('complete: POST /openai/deployments/{d}/chat/completions?api-version with api-key and the exact body', async () => {
-    fake.enqueue('acct/chat', { text: '{"answer":"x"}', usage: { promptTokens: 12, completionTokens: 3 } });
+    fakeServer().enqueue('acct/chat', { text: '{"answer":"x"}', usage: { promptTokens: 12, completionTokens: 3 } });
     const out = await azure().complete(request);
-    expect(fake.requests).toHaveLength(1);
-    const r = fake.requests[0];
+    expect(fakeServer().requests).toHaveLength(1);
+    const r = fakeServer().requests[0];
     expect(r?.method).toBe('POST');
     expect(r?.path).toBe('/acct/openai/deployments/chat/chat/completions');
     expect(r?.query).toEqual({ 'api-version': AZURE_OPENAI_API_VERSION });
@@ -91,9 +84,9 @@ describe('AzureOpenAiChatModel requests', () => {
   });
 
   it('stream: the same request with stream and stream_options.include_usage; usage from the last chunk', async () => {
-    fake.enqueue('acct/chat', { text: 'Twenty five days.', usage: { promptTokens: 40, completionTokens: 5 } });
+    fakeServer().enqueue('acct/chat', { text: 'Twenty five days.', usage: { promptTokens: 40, completionTokens: 5 } });
     const events = await drain(azure(), { messages: [{ role: 'user', content: 'Leave?' }] });
-    expect(fake.requests[0]?.body).toEqual({
+    expect(fakeServer().requests[0]?.body).toEqual({
       model: 'chat',
       messages: [{ role: 'user', content: 'Leave?' }],
       stream: true,
@@ -123,35 +116,35 @@ describe('AzureOpenAiChatModel requests', () => {
       },
     };
     await azure({ credential }).complete({ messages: [{ role: 'user', content: 'hi' }] });
-    expect(fake.requests[0]?.headers['authorization']).toBe('Bearer entra-token');
-    expect(fake.requests[0]?.headers['api-key']).toBeUndefined();
+    expect(fakeServer().requests[0]?.headers['authorization']).toBe('Bearer entra-token');
+    expect(fakeServer().requests[0]?.headers['api-key']).toBeUndefined();
     expect(scopes).toEqual(['https://cognitiveservices.azure.com/.default']);
   });
 
   it('429: one request (no SDK retry), rate_limited with retry-after-ms preferred', async () => {
-    fake.enqueue('acct/chat', { status: 429, headers: { 'retry-after-ms': '1500', 'retry-after': '30' } });
+    fakeServer().enqueue('acct/chat', { status: 429, headers: { 'retry-after-ms': '1500', 'retry-after': '30' } });
     const err = await failure(azure().complete(request));
     expect(err).toMatchObject({ code: 'rate_limited', retryAfterSeconds: 2, extensions: { retryAfterMs: 1500 } });
-    fake.enqueue('acct/chat', { status: 429, headers: { 'retry-after': '4' } });
+    fakeServer().enqueue('acct/chat', { status: 429, headers: { 'retry-after': '4' } });
     expect(await failure(azure().complete(request))).toMatchObject({ retryAfterSeconds: 4, extensions: { retryAfterMs: 4000 } });
-    expect(fake.requests).toHaveLength(2);
+    expect(fakeServer().requests).toHaveLength(2);
   });
 
   it('5xx, timeouts and dropped connections are transient model_unavailable, asked once', async () => {
-    fake.enqueue('acct/chat', { status: 503 });
+    fakeServer().enqueue('acct/chat', { status: 503 });
     expect(await failure(azure().complete(request))).toMatchObject({
       code: 'model_unavailable',
       extensions: { transient: true },
     });
-    fake.enqueue('acct/chat', { destroy: true });
+    fakeServer().enqueue('acct/chat', { destroy: true });
     expect(await failure(azure().complete(request))).toMatchObject({
       code: 'model_unavailable',
       extensions: { transient: true },
     });
-    fake.enqueue('acct/chat', { delayMs: 2_000 });
+    fakeServer().enqueue('acct/chat', { delayMs: 2_000 });
     const slow = new AzureOpenAiChatModel({
       region: 'eastus',
-      endpoint: `${fake.url}/acct`,
+      endpoint: `${fakeServer().url}/acct`,
       deployment: 'chat',
       model: 'gpt-4o-mini',
       apiKey: 'k',
@@ -161,21 +154,21 @@ describe('AzureOpenAiChatModel requests', () => {
       code: 'model_unavailable',
       message: expect.stringMatching(/timed out/),
     });
-    expect(fake.requests).toHaveLength(3);
+    expect(fakeServer().requests).toHaveLength(3);
   });
 
   it('400 content filter is validation_failed, not transient; 401 is internal', async () => {
-    fake.enqueue('acct/chat', { status: 400, errorCode: 'content_filter' });
+    fakeServer().enqueue('acct/chat', { status: 400, errorCode: 'content_filter' });
     const filtered = await failure(azure().complete(request));
     expect(filtered.code).toBe('validation_failed');
     expect(filtered.message).toMatch(/content filter/);
     expect(filtered.extensions).toEqual({});
-    fake.enqueue('acct/chat', { status: 401 });
+    fakeServer().enqueue('acct/chat', { status: 401 });
     expect((await failure(azure().complete(request))).code).toBe('internal');
   });
 
   it('a stream that breaks mid-answer fails with a transient error after its deltas', async () => {
-    fake.enqueue('acct/chat', { text: 'a b c d e f', failAfterDeltas: 1 });
+    fakeServer().enqueue('acct/chat', { text: 'a b c d e f', failAfterDeltas: 1 });
     const seen: ChatStreamEvent[] = [];
     const err = await failure(
       (async () => {
@@ -187,7 +180,7 @@ describe('AzureOpenAiChatModel requests', () => {
   });
 
   it('refuses both or neither of apiKey and credential', () => {
-    expect(() => new AzureOpenAiChatModel({ region: 'eastus', endpoint: fake.url, deployment: 'd', model: 'm' })).toThrow(
+    expect(() => new AzureOpenAiChatModel({ region: 'eastus', endpoint: fakeServer().url, deployment: 'd', model: 'm' })).toThrow(
       /exactly one/,
     );
   });
@@ -200,12 +193,12 @@ describe('OpenAiCompatibleChatModel requests', () => {
       deployment: 'chat',
       model: 'gpt-4o-mini',
       requestModel: 'llama3.2',
-      baseURL: `${fake.url}/v1`,
+      baseURL: `${fakeServer().url}/v1`,
       apiKey: 'sk-test',
     });
-    fake.enqueue('llama3.2', { text: 'Hi.', usage: { promptTokens: 5, completionTokens: 2 } });
+    fakeServer().enqueue('llama3.2', { text: 'Hi.', usage: { promptTokens: 5, completionTokens: 2 } });
     const out = await model.complete({ messages: [{ role: 'user', content: 'Hello' }], maxTokens: 20 });
-    const r = fake.requests[0];
+    const r = fakeServer().requests[0];
     expect(r?.path).toBe('/v1/chat/completions');
     expect(r?.query).toEqual({});
     expect(r?.headers['authorization']).toBe('Bearer sk-test');
@@ -213,11 +206,11 @@ describe('OpenAiCompatibleChatModel requests', () => {
     expect(out.model).toEqual({ region: 'eastus', deployment: 'chat', model: 'gpt-4o-mini' });
     expect(out.usage.totalTokens).toBe(7);
 
-    fake.enqueue('llama3.2', { status: 429, headers: { 'retry-after': '2' } });
+    fakeServer().enqueue('llama3.2', { status: 429, headers: { 'retry-after': '2' } });
     expect(await failure(model.complete({ messages: [{ role: 'user', content: 'Hello' }] }))).toMatchObject({
       code: 'rate_limited',
       retryAfterSeconds: 2,
     });
-    expect(fake.requests).toHaveLength(2);
+    expect(fakeServer().requests).toHaveLength(2);
   });
 });
