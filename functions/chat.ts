@@ -9,11 +9,11 @@ import { z } from 'zod';
 import { createChat, MAX_MESSAGE_CHARS, type Chat, type ChatStreamItem } from '../src/app/chat';
 import { toProblem } from '../src/app/problem';
 import { createResponseCache } from '../src/app/response-cache';
-import { createRetrieval } from '../src/app/search';
 import { getDeps, type Deps } from '../src/composition';
 import type { Logger } from '../src/ports/logger';
 import { authenticated, json, readJson } from './lib/http';
 import { strictQuery } from './lib/query';
+import { retrievalOf } from './lib/use-cases';
 
 let chat: { deps: Deps; chat: Chat } | undefined;
 function useCase(): Chat {
@@ -23,12 +23,7 @@ function useCase(): Chat {
       deps,
       chat: createChat({
         documents: deps.documents,
-        retrieval: createRetrieval({
-          documents: deps.documents,
-          searchIndexes: deps.searchIndexes,
-          embedder: deps.embedder,
-          logger: deps.logger,
-        }),
+        retrieval: retrievalOf(deps),
         model: deps.chat,
         countTokens: deps.countTokens,
         clock: deps.clock,

@@ -6,13 +6,13 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { useCase as documentsUseCase } from './documents';
 import { createIndexer, type Indexer } from '../src/app/indexer';
-import { createRetrieval, type Retrieval } from '../src/app/search';
 import { createSweeps, type Sweeps } from '../src/app/sweeps';
 import { getDeps } from '../src/composition';
 import { TIER_BOUNDS, TIERS } from '../src/domain/documents';
 import { AppError } from '../src/domain/errors';
 import { authenticated, json } from './lib/http';
 import { strictQuery } from './lib/query';
+import { retrievalOf } from './lib/use-cases';
 
 const deps = getDeps();
 
@@ -41,15 +41,7 @@ function indexerFor(region: string): Indexer {
   return indexer;
 }
 
-let retrieval: Retrieval | undefined;
 let sweeps: Sweeps | undefined;
-const useRetrieval = () =>
-  (retrieval ??= createRetrieval({
-    documents: deps.documents,
-    searchIndexes: deps.searchIndexes,
-    embedder: deps.embedder,
-    logger: deps.logger,
-  }));
 const useSweeps = () =>
   (sweeps ??= createSweeps({
     documents: deps.documents,
@@ -104,7 +96,7 @@ export const search = authenticated({}, async ({ req, principal }) => {
   const top = query.get('top') === null ? 5 : Number(query.get('top'));
   if (!Number.isInteger(top) || top < 1 || top > 50)
     throw new AppError('validation_failed', 'top must be an integer from 1 to 50.');
-  const hits = await useRetrieval().search(principal.tenantId, q, top);
+  const hits = await retrievalOf(deps).search(principal.tenantId, q, top);
   return json(200, {
     results: hits.map((h) => ({
       documentId: h.documentId,

@@ -56,17 +56,11 @@ export interface AuditListQuery {
   limit: number;
 }
 
-export interface AuditListItem {
-  seq: number;
-  at: string;
-  actor: string;
-  action: string;
-  resource: string;
-  boundary: string;
-  region: string;
-  hash: string;
-  prevHash: string;
-}
+/** An entry as `GET /api/audit` lists it (API.md). */
+export type AuditListItem = Pick<
+  AuditEntry,
+  'seq' | 'at' | 'actor' | 'action' | 'resource' | 'boundary' | 'region' | 'hash' | 'prevHash'
+>;
 
 export interface AuditLogDeps {
   documents: DocumentStore;
