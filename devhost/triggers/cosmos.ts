@@ -63,6 +63,8 @@ export async function startCosmosTriggers(options: {
           leasePrefix: p.leasePrefix || p.fn.name,
           clock: options.clock,
           startFromBeginning: p.startFromBeginning,
+          // The handler serializes the batch at once: nothing can mutate it, so no copy.
+          copyBatch: false,
           ...(p.maxBatchSize ? { maxBatchSize: p.maxBatchSize } : {}),
           ...(p.pollIntervalMs ? { pollIntervalMs: p.pollIntervalMs } : {}),
           handler: async (batch) => {

@@ -11,8 +11,10 @@
  * - a second processor for the same lease is refused while the owner's lease is valid; the
  *   owner renews it while running, so a crashed owner's lease can be taken over once it expires.
  *
- * Latency: after a batch the next read happens at once; when the feed is empty the processor
- * sleeps `pollIntervalMs`, and wakes early on a write made through the same store object.
+ * Latency: after a full batch the next read happens at once; after a partial batch, or when
+ * woken early by a write made through the same store object, the processor first waits
+ * `coalesceMs` so that the writes of that moment arrive as one batch (one handler call, one
+ * lease checkpoint) instead of one batch each; when the feed is empty it sleeps `pollIntervalMs`.
  */
 import { randomUUID } from 'node:crypto';
 import { AppError, ensureError, isAppError } from '../../domain/errors';
@@ -27,6 +29,12 @@ import type { ChangeFeedItem, ChangeFeedPage, ReadChangeFeedOptions } from './sq
  */
 export const DEFAULT_POLL_INTERVAL_MS = 50;
 export const DEFAULT_MAX_BATCH_SIZE = 100;
+/**
+ * How long a processor woken by an in-process write (or left with a partial batch) waits
+ * before reading: under load the writes of ~20 ms share one batch and one lease checkpoint
+ * (at 1,000 writes/s: 50 batches/s instead of ~1,000), for at most 20 ms more delivery lag.
+ */
+export const DEFAULT_COALESCE_MS = 20;
 export const DEFAULT_LEASE_CONTAINER = 'leases';
 /** A lease not renewed for this long may be taken over. Renewed every third of it. */
 export const DEFAULT_LEASE_DURATION_MS = 30_000;
@@ -63,6 +71,14 @@ export interface ChangeFeedProcessorOptions {
   maxBatchSize?: number;
   /** Idle poll interval; default {@link DEFAULT_POLL_INTERVAL_MS}. */
   pollIntervalMs?: number;
+  /** Wait before reading after a wake-up or a partial batch; default {@link DEFAULT_COALESCE_MS}; 0 = read at once. */
+  coalesceMs?: number;
+  /**
+   * Give the handler a deep copy of each batch (default true), so a retried batch is identical
+   * even if the handler mutated the previous one. A handler that only serializes the batch
+   * (devhost's trigger) can pass false and save the copy.
+   */
+  copyBatch?: boolean;
   /**
    * Where a NEW lease starts: true = every change in the container, false = only changes
    * after the start (the `cosmosDBTrigger` default). An existing lease always resumes.
@@ -126,6 +142,8 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
   const leaseId = leaseIdOf(options.leasePrefix, container);
   const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const coalesceMs = options.coalesceMs ?? DEFAULT_COALESCE_MS;
+  const copyBatch = options.copyBatch ?? true;
   const leaseDurationMs = options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
   const initialDelayMs = options.retry?.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
   const maxDelayMs = options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
@@ -140,6 +158,7 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
   if (!(pollIntervalMs > 0) || !(leaseDurationMs > 0)) {
     throw new AppError('validation_failed', 'pollIntervalMs and leaseDurationMs must be positive');
   }
+  if (!(coalesceMs >= 0)) throw new AppError('validation_failed', 'coalesceMs must be 0 or more');
   // Fails fast (not_found) on an unknown monitored container.
   store.currentContinuation(container);
 
@@ -187,13 +206,17 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
 
   let stopping = false;
   let wakeIdle: (() => void) | undefined;
+  let coalescing: NodeJS.Timeout | undefined;
   let wakeBackoff: (() => void) | undefined;
   const sleep = (ms: number, kind: 'idle' | 'backoff'): Promise<void> =>
     new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        if (kind === 'idle') wakeIdle = undefined;
-        else wakeBackoff = undefined;
+        if (kind === 'idle') {
+          clearTimeout(coalescing);
+          coalescing = undefined;
+          wakeIdle = undefined;
+        } else wakeBackoff = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
@@ -201,7 +224,16 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
       else wakeBackoff = done;
     });
   const backoff = (attempt: number): number => Math.min(maxDelayMs, initialDelayMs * 2 ** Math.max(0, attempt - 1));
-  const unsubscribe = store.onChange?.(container, () => wakeIdle?.());
+  /** A write woke us: read after `coalesceMs` (sooner than the idle timer), not at once. */
+  const onWrite = (): void => {
+    if (!wakeIdle || coalescing) return;
+    if (coalesceMs === 0) return wakeIdle();
+    coalescing = setTimeout(() => {
+      coalescing = undefined;
+      wakeIdle?.();
+    }, coalesceMs);
+  };
+  const unsubscribe = store.onChange?.(container, onWrite);
 
   /** Writes the lease (continuation + renewed expiry); false when another owner took it. */
   async function writeLease(continuation: string | null): Promise<boolean> {
@@ -268,7 +300,7 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
       }
       try {
         // A copy each time: a retried batch is identical even if the handler mutated the last one.
-        await options.handler(structuredClone(page.items));
+        await options.handler(copyBatch ? structuredClone(page.items) : page.items);
       } catch (err) {
         pending = page;
         failures.handler++;
@@ -280,8 +312,13 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
       failures.handler = 0;
       continuation = page.continuation;
       leaseDirty = true;
-      // Let timers and I/O run between back-to-back batches.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (page.items.length < maxBatchSize && coalesceMs > 0) {
+        // A partial batch: the feed is drained; let the next writes gather (a write ends the wait early only when stopping).
+        await sleep(coalesceMs, 'idle');
+      } else {
+        // Let timers and I/O run between back-to-back batches.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
     if (leaseDirty) {
       await writeLease(continuation).catch((err: unknown) => {

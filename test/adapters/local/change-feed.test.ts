@@ -214,6 +214,28 @@ describe('SqliteDocumentStore change feed', () => {
       expect(lease?.owner).toBeNull();
     });
 
+    it('gathers the writes of one moment into one batch when woken by a write (coalesceMs)', async () => {
+      const c = new Collector();
+      await start(c, { pollIntervalMs: 60_000, coalesceMs: 30, maxBatchSize: 100 });
+      // Writes spread over ~10 ms, as concurrent requests make them: woken by the first, the
+      // processor reads once the window has passed and gets them all.
+      for (let i = 0; i < 8; i++) {
+        await store.create('usage', { id: `g${i}`, tenantId: 't' });
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await c.until(8);
+      expect(c.batches.map((b) => b.length)).toEqual([8]);
+
+      const solo = new Collector();
+      await start(solo, { leasePrefix: 'solo', pollIntervalMs: 60_000, coalesceMs: 0, maxBatchSize: 100 });
+      await solo.until(8); // startFromBeginning: the backlog in one read
+      for (let i = 0; i < 3; i++) {
+        await store.create('usage', { id: `s${i}`, tenantId: 't' });
+        await solo.until(9 + i);
+      }
+      expect(solo.batches.map((b) => b.length)).toEqual([8, 1, 1, 1]);
+    });
+
     it('redelivers the same batch after a failing handler, skipping nothing', async () => {
       const c = new Collector();
       c.failNext = 2;
