@@ -306,8 +306,6 @@ export function createChat(deps: ChatDeps) {
       },
       cached: false,
     };
-    await recordUsage(p, call, 1, completion);
-    await persist(p, answer, completion.usage.completionTokens);
     const value: ChatCacheValue = {
       answer: answer.answer,
       citations: answer.citations,
@@ -315,11 +313,15 @@ export function createChat(deps: ChatDeps) {
       model: answer.model,
       sources: [...new Set(citations.map((c) => c.documentId))],
     };
-    try {
-      await deps.cache.put(p.cacheInput, value);
-    } catch (err) {
-      deps.logger.warn('could not fill the response cache', { err });
-    }
+    // Issued together so a store that groups commits (the local one) writes them in one
+    // transaction. The usage event and the conversation must both land; the cache may not.
+    await Promise.all([
+      recordUsage(p, call, 1, completion),
+      persist(p, answer, completion.usage.completionTokens),
+      deps.cache.put(p.cacheInput, value).catch((err: unknown) => {
+        deps.logger.warn('could not fill the response cache', { err });
+      }),
+    ]);
     return answer;
   }
 

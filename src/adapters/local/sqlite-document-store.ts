@@ -13,12 +13,20 @@
  * mode). SQLite serializes writers, so numbers become visible in order, without gaps that a
  * reader could skip. A container's `_lsn`s increase but are not contiguous.
  *
+ * Group commit: writes are queued and committed together at the end of the event-loop turn,
+ * one transaction for all of them, each op inside its own savepoint (a failing op is rolled
+ * back alone and rejects alone; the others commit). A write's promise settles only after the
+ * commit, so an awaited write is durable and visible as before; under load the writes of
+ * concurrent requests share one commit instead of one commit each.
+ *
  * TTL (as Cosmos): a container with `ttl` off ignores item `ttl`; with `ttl: -1` only items
  * with their own `ttl` expire; with `ttl: n` items expire n seconds after their last write
  * unless they carry their own `ttl` (-1 = never). Expired rows are invisible at once and
  * deleted by a background purge; neither shows in the change feed.
  */
 import type Database from 'better-sqlite3';
+// The real one, captured at load: tests that fake the global timers must not stall writes.
+import { setImmediate as realSetImmediate } from 'node:timers';
 import { openSqlite, perFile } from './sqlite';
 import type { ContainerConfig } from '../../config';
 import { AppError, isAppError } from '../../domain/errors';
@@ -155,6 +163,11 @@ export class SqliteDocumentStore implements DocumentStore {
   /** Containers written by the running transaction, for the in-process listeners. */
   private readonly changed = new Set<string>();
   private readonly runImmediate: (fn: () => unknown) => unknown;
+  /** Inside runImmediate: runs fn in a savepoint, rolled back alone when fn throws. */
+  private readonly runSavepoint: (fn: () => unknown) => unknown;
+  /** Writes waiting for the group commit at the end of this event-loop turn. */
+  private pending: { run: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
   private purgeTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -184,6 +197,7 @@ export class SqliteDocumentStore implements DocumentStore {
     `);
     const txn = this.db.transaction((fn: () => unknown) => fn());
     this.runImmediate = (fn) => txn.immediate(fn);
+    this.runSavepoint = (fn) => txn(fn);
     this.runImmediate(() => {
       for (const c of options.containers) this.openContainer(c);
     });
@@ -308,19 +322,58 @@ export class SqliteDocumentStore implements DocumentStore {
     return { ...(JSON.parse(row.body) as Item), _etag: etagOf(row.seq), _ts: Math.floor(row.ts_ms / 1000) };
   }
 
-  /** Runs a write transaction and then tells in-process change listeners. */
-  private write<T>(fn: () => T): T {
+  /** Queues a write for the group commit; settles after its transaction committed. */
+  private write<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run: fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        realSetImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits every queued write in one transaction, then tells in-process change listeners. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const ops = this.pending;
+    this.pending = [];
+    if (ops.length === 0) return;
+    if (this.closed) {
+      for (const op of ops) op.reject(new AppError('unavailable', 'the document store is closed'));
+      return;
+    }
+    const outcomes: { ok: boolean; value: unknown }[] = [];
     this.changed.clear();
-    let result: T;
     try {
-      result = this.runImmediate(fn) as T;
+      this.runImmediate(() => {
+        outcomes.length = 0;
+        // One op: no savepoint needed, its failure rolls the transaction back.
+        if (ops.length === 1) {
+          outcomes.push({ ok: true, value: (ops[0] as (typeof ops)[0]).run() });
+          return;
+        }
+        for (const op of ops) {
+          try {
+            outcomes.push({ ok: true, value: this.runSavepoint(op.run) });
+          } catch (err) {
+            outcomes.push({ ok: false, value: err });
+          }
+        }
+      });
     } catch (err) {
       this.changed.clear();
-      throw translateSqlite(err);
+      const error = translateSqlite(err);
+      for (const op of ops) op.reject(error);
+      return;
     }
     for (const name of this.changed) for (const l of this.listeners.get(name) ?? []) l();
     this.changed.clear();
-    return result;
+    ops.forEach((op, i) => {
+      const o = outcomes[i] as { ok: boolean; value: unknown };
+      if (o.ok) op.resolve(o.value);
+      else op.reject(translateSqlite(o.value));
+    });
   }
 
   // ---- single-item operations (synchronous cores, shared with batch) ----
@@ -388,7 +441,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   async create<T extends Item>(container: string, item: T): Promise<Stored<T>> {
     const c = this.info(container);
-    return this.write(() => this.createSync(c, item)) as Stored<T>;
+    return this.write(() => this.createSync(c, item)) as Promise<Stored<T>>;
   }
 
   async read<T extends Item = Item>(container: string, pk: PartitionKey, id: string): Promise<Stored<T> | undefined> {
@@ -398,12 +451,12 @@ export class SqliteDocumentStore implements DocumentStore {
 
   async upsert<T extends Item>(container: string, item: T, options: WriteOptions = {}): Promise<Stored<T>> {
     const c = this.info(container);
-    return this.write(() => this.upsertSync(c, item, options.ifMatch, false)) as Stored<T>;
+    return this.write(() => this.upsertSync(c, item, options.ifMatch, false)) as Promise<Stored<T>>;
   }
 
   async replace<T extends Item>(container: string, item: T, options: WriteOptions = {}): Promise<Stored<T>> {
     const c = this.info(container);
-    return this.write(() => this.upsertSync(c, item, options.ifMatch, true)) as Stored<T>;
+    return this.write(() => this.upsertSync(c, item, options.ifMatch, true)) as Promise<Stored<T>>;
   }
 
   async patch<T extends Item = Item>(
@@ -414,12 +467,12 @@ export class SqliteDocumentStore implements DocumentStore {
     options: WriteOptions = {},
   ): Promise<Stored<T>> {
     const c = this.info(container);
-    return this.write(() => this.patchSync(c, pk, id, operations, options.ifMatch)) as Stored<T>;
+    return this.write(() => this.patchSync(c, pk, id, operations, options.ifMatch)) as Promise<Stored<T>>;
   }
 
   async delete(container: string, pk: PartitionKey, id: string, options: WriteOptions = {}): Promise<void> {
     const c = this.info(container);
-    this.write(() => this.deleteSync(c, pk, id, options.ifMatch));
+    await this.write(() => this.deleteSync(c, pk, id, options.ifMatch));
   }
 
   async query<T = Stored>(
@@ -505,6 +558,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush(); // queued writes commit before the connection closes
     this.closed = true;
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.listeners.clear();

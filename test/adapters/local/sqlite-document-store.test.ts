@@ -34,6 +34,63 @@ describe('SqliteDocumentStore (local specifics)', () => {
     await store.close();
   });
 
+  it('commits concurrent writes together: each settles on its own, a failing one alone is rolled back', async () => {
+    const store = open([
+      { name: 'usage', partitionKey: '/tenantId' },
+      { name: 'conversations', partitionKey: '/tenantId' },
+    ]);
+    try {
+      await store.create('usage', { id: 'taken', tenantId: 't' });
+      const seen: string[] = [];
+      store.onChange('usage', () => seen.push('usage'));
+      store.onChange('conversations', () => seen.push('conversations'));
+      const before = Number(store.currentContinuation('usage'));
+      // Issued in one turn: one transaction, one savepoint each.
+      const results = await Promise.allSettled([
+        store.create('usage', { id: 'u1', tenantId: 't' }),
+        store.create('usage', { id: 'taken', tenantId: 't' }), // conflict
+        store.batch('conversations', 't', [
+          { type: 'create', item: { id: 'c1', tenantId: 't' } },
+          { type: 'create', item: { id: 'c1', tenantId: 't' } }, // fails: the whole batch is rolled back
+        ]),
+        store.upsert('conversations', { id: 'c2', tenantId: 't', n: 1 }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      await expectAppError(Promise.reject((results[1] as PromiseRejectedResult).reason), 'conflict');
+      await expectAppError(Promise.reject((results[2] as PromiseRejectedResult).reason), 'conflict');
+      expect(await store.read('conversations', 't', 'c1')).toBeUndefined();
+      expect(await store.read('conversations', 't', 'c2')).toMatchObject({ n: 1 });
+      expect(await store.read('usage', 't', 'u1')).toBeDefined();
+      // Sequence numbers of the committed writes only, in order; each listener told once.
+      const feed = await store.readChangeFeed('usage', { continuation: String(before) });
+      expect(feed.items.map((i) => i.id)).toEqual(['u1']);
+      expect(seen.sort()).toEqual(['conversations', 'usage']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('does not stall writes when a test fakes the global timers', async () => {
+    vi.useFakeTimers();
+    const store = open([{ name: 'usage', partitionKey: '/tenantId' }]);
+    try {
+      await store.create('usage', { id: 'a', tenantId: 't' });
+      expect(await store.read('usage', 't', 'a')).toBeDefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('commits queued writes before closing', async () => {
+    const store = open([{ name: 'usage', partitionKey: '/tenantId' }]);
+    const write = store.create('usage', { id: 'late', tenantId: 't' });
+    await store.close();
+    await write;
+    const again = open([{ name: 'usage', partitionKey: '/tenantId' }]);
+    expect(await again.read('usage', 't', 'late')).toBeDefined();
+    await again.close();
+  });
+
   it('refuses to reopen a container with another partition key', async () => {
     const store = open([{ name: 'usage', partitionKey: '/tenantId' }]);
     await store.close();
