@@ -23,6 +23,7 @@ import type { SearchIndex } from './ports/search-index';
 import type { TextExtractor } from './ports/text-extractor';
 import type { TokenCounter } from './domain/chunking';
 import { createCachedEmbedder } from './app/embedding-cache';
+import { MemoryEmbeddingCache } from './app/memory-embedding-cache';
 import { createDocumentEmbeddingCache } from './app/document-embedding-cache';
 import type { EventPublisher } from './ports/event-publisher';
 import type { Logger } from './ports/logger';
@@ -66,8 +67,10 @@ export interface Deps {
   documents: DocumentStore;
   /** One search index per served region, the serving (primary) region first. */
   searchIndexes: { region: string; primary: boolean; index: SearchIndex }[];
-  /** Embeddings for chunks and queries, cached by content hash (shared by the boundary's indexes). */
+  /** Embeddings for chunks, cached by content hash (shared by the boundary's indexes). */
   embedder: Embedder;
+  /** Embeddings for questions: the same model, cached in process only (bounded LRU). */
+  queryEmbedder: Embedder;
   extractor: TextExtractor;
   countTokens: TokenCounter;
   /** Publishes to Service Bus topics (`index-sync`); the local bus under `<data>/global/` locally. */
@@ -178,6 +181,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
   }
 
   let embedder: Embedder;
+  let queryEmbedder: Embedder;
   let searchIndexes: Deps['searchIndexes'];
   const servedIndexes = config.servedRegions.map((name) => config.regions.find((r) => r.name === name)!);
   if (config.mode === 'azure' && config.azure) {
@@ -185,16 +189,15 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     const embedding = config.deployments.find((d) => d.region === config.region && d.purpose === 'embedding');
     if (!embedding) throw new Error(`config/deployments.json has no embedding deployment in ${config.region}`);
     const tokenProvider = getBearerTokenProvider(azureCredential(), 'https://cognitiveservices.azure.com/.default');
-    embedder = createCachedEmbedder(
-      new AzureOpenAiEmbedder({
-        endpoint: embedding.endpoint,
-        deployment: embedding.deployment,
-        model: embedding.model,
-        dimensions: 1536,
-        auth: { azureADTokenProvider: tokenProvider },
-      }),
-      createDocumentEmbeddingCache(documents),
-    );
+    const azureEmbedder = new AzureOpenAiEmbedder({
+      endpoint: embedding.endpoint,
+      deployment: embedding.deployment,
+      model: embedding.model,
+      dimensions: 1536,
+      auth: { azureADTokenProvider: tokenProvider },
+    });
+    embedder = createCachedEmbedder(azureEmbedder, createDocumentEmbeddingCache(documents));
+    queryEmbedder = createCachedEmbedder(azureEmbedder, new MemoryEmbeddingCache());
     searchIndexes = servedIndexes
       .filter((r) => azure.searchEndpoints[r.name])
       .map((r) => ({
@@ -224,6 +227,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
       local,
       new SqliteEmbeddingCache(path.join(config.dataDir, config.boundary, 'embeddings.sqlite')),
     );
+    queryEmbedder = createCachedEmbedder(local, new MemoryEmbeddingCache());
     searchIndexes = servedIndexes.map((r) => ({
       region: r.name,
       primary: r.name === config.region,
@@ -279,6 +283,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     documents,
     searchIndexes,
     embedder,
+    queryEmbedder,
     extractor: new LocalTextExtractor(),
     countTokens,
     chat,

@@ -11,7 +11,7 @@ export function retrievalOf(deps: Deps): Retrieval {
     retrieval = createRetrieval({
       documents: deps.documents,
       searchIndexes: deps.searchIndexes,
-      embedder: deps.embedder,
+      embedder: deps.queryEmbedder,
       logger: deps.logger,
     });
     retrievals.set(deps, retrieval);

@@ -8,7 +8,10 @@ import { AzureOpenAiEmbedder, retryAfterSeconds } from '../../src/adapters/azure
 import { SqliteEmbeddingCache } from '../../src/adapters/local/sqlite-embedding-cache';
 import { LocalUseEmbedder } from '../../src/adapters/local/use-embedder';
 import { createCachedEmbedder, embeddingCacheKey } from '../../src/app/embedding-cache';
+import { MemoryEmbeddingCache } from '../../src/app/memory-embedding-cache';
 import type { Embedder } from '../../src/ports/embedder';
+import { retrievalOf } from '../../functions/lib/use-cases';
+import { testDeps } from '../helpers/deps';
 import { appErrorOf } from '../helpers/errors';
 
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * (b[i] as number), 0);
@@ -253,5 +256,37 @@ describe('cached embedder under concurrency', () => {
     expect(calls.flat().sort()).toEqual(['alpha', 'beta', 'gamma']);
     expect([...(a[1] as Float32Array)]).toEqual([...(b[0] as Float32Array)]);
     expect(b).toHaveLength(3);
+  });
+});
+
+describe('question embeddings (MemoryEmbeddingCache)', () => {
+  it('keeps the most recently used vectors up to its bound', async () => {
+    const cache = new MemoryEmbeddingCache(2);
+    const v = (x: number) => Float32Array.of(x);
+    await cache.putMany([
+      { key: 'a', vector: v(1) },
+      { key: 'b', vector: v(2) },
+    ]);
+    await cache.getMany(['a']); // a is now the most recent
+    await cache.putMany([{ key: 'c', vector: v(3) }]);
+    expect([...(await cache.getMany(['a', 'b', 'c'])).keys()].sort()).toEqual(['a', 'c']);
+    await cache.putMany([{ key: 'a', vector: v(9) }]);
+    expect((await cache.getMany(['a'])).get('a')?.[0]).toBe(1);
+    expect(cache.size).toBe(2);
+    expect(() => new MemoryEmbeddingCache(0)).toThrow(RangeError);
+  });
+
+  it('retrieval embeds questions without writing them to the boundary’s persistent cache', async () => {
+    const deps = testDeps();
+    const file = path.join(deps.config.dataDir, deps.config.boundary, 'embeddings.sqlite');
+    const persistent = new SqliteEmbeddingCache(file);
+    try {
+      const before = persistent.size();
+      await retrievalOf(deps).search('tenant-acme-corp', 'How does failover work between regions?', 3);
+      await retrievalOf(deps).search('tenant-acme-corp', 'How does failover work between regions?', 3);
+      expect(persistent.size()).toBe(before);
+    } finally {
+      persistent.close();
+    }
   });
 });
