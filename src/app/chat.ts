@@ -15,7 +15,7 @@
  * document it cites still exists and is not being deleted (a deletion marks `deleting` at
  * once but bumps the index version only when the indexer has removed the chunks).
  */
-import { SHARED_TENANT, type DocumentRecord } from '../domain/documents';
+import { SHARED_TENANT } from '../domain/documents';
 import type { ChatCompletion, ChatRequest } from '../domain/chat';
 import { AppError, isAppError } from '../domain/errors';
 import { assemblePrompt, extractCitations, SYSTEM_RULES, type HistoryTurn } from '../domain/prompt';
@@ -30,7 +30,7 @@ import { CATALOG } from './documents';
 import { INDEX_VERSION_ID } from './indexer';
 import type { RateLimiter } from './rate-limiter';
 import type { CachedAnswer, ResponseCache } from './response-cache';
-import type { Retrieval } from './search';
+import { catalogRowOf, type Retrieval } from './search';
 
 export const CONVERSATIONS = 'conversations';
 export const USAGE = 'usage';
@@ -165,9 +165,7 @@ export function createChat(deps: ChatDeps) {
   /** Cited documents still there and not being deleted (a cache hit must not outlive them). */
   async function stillCitable(tenantId: string, value: ChatCacheValue): Promise<boolean> {
     for (const documentId of value.sources ?? []) {
-      const row =
-        (await deps.documents.read<DocumentRecord>(CATALOG, tenantId, documentId)) ??
-        (await deps.documents.read<DocumentRecord>(CATALOG, SHARED_TENANT, documentId));
+      const row = await catalogRowOf(deps.documents, tenantId, documentId);
       if (!row || row.kind !== 'document' || row.status === 'deleting') return false;
     }
     return true;

@@ -170,6 +170,44 @@ describe('chat use case', () => {
     expect(item).toMatchObject({ ownerId: 'alice', kind: 'conversation' });
   });
 
+  it('retrieval leaves out documents being deleted and still returns top hits of live ones', async () => {
+    const fresh = testDeps();
+    try {
+      const texts = (n: number) =>
+        Array.from({ length: 3 }, (_, i) => `Quarterly widget forecast ${n}-${i}: widget volumes rise.`);
+      for (let d = 0; d < 4; d++) await indexDocument(fresh, acme.tenantId, `dw${d}`, `widgets-${d}.md`, 1, texts(d));
+      const searched: (readonly string[] | undefined)[] = [];
+      const [primary] = fresh.searchIndexes;
+      const spy = Object.assign(Object.create(primary!.index) as SearchIndex, {
+        search: (q: Parameters<SearchIndex['search']>[0]) => {
+          searched.push(q.excludeDocumentIds);
+          return primary!.index.search(q);
+        },
+      });
+      const retrieval = createRetrieval({
+        documents: fresh.documents,
+        searchIndexes: [{ ...primary!, index: spy }],
+        embedder: fresh.queryEmbedder,
+        logger: fresh.logger,
+      });
+      const all = await retrieval.search(acme.tenantId, 'quarterly widget forecast', 6);
+      expect(all).toHaveLength(6);
+      expect(searched).toEqual([undefined]); // nothing being deleted: one query
+      const victims = [...new Set(all.map((h) => h.documentId))].slice(0, 2);
+      for (const id of victims) {
+        const row = await fresh.documents.read<DocumentRecord>(CATALOG, acme.tenantId, id);
+        await fresh.documents.upsert(CATALOG, { ...row!, status: 'deleting' });
+      }
+      searched.length = 0;
+      const live = await retrieval.search(acme.tenantId, 'quarterly widget forecast', 6);
+      expect(live).toHaveLength(6);
+      expect(live.some((h) => victims.includes(h.documentId))).toBe(false);
+      expect(searched.at(-1)).toEqual(expect.arrayContaining(victims));
+    } finally {
+      setDepsForTesting(deps);
+    }
+  });
+
   it('a follow-up carries the conversation; another user or tenant gets 404', async () => {
     const model = new RecordingModel(deps.chat);
     const chat = build(deps, model);
