@@ -7,7 +7,7 @@ import path from 'node:path';
 import { AZURITE_GLOBAL_ACCOUNT, azuriteAccountFor } from '../src/adapters/local/azurite';
 import { LocalClock } from '../src/adapters/local/clock';
 import { ensureTopology, openLocalServiceBus } from '../src/adapters/local/service-bus';
-import { openSqliteDocumentStore } from '../src/adapters/local/sqlite-document-store';
+import { BACKGROUND_CHECKPOINT_MS, openSqliteDocumentStore } from '../src/adapters/local/sqlite-document-store';
 import { loadCatalog, parseServedRegions } from '../src/config';
 import { launchAzurite, type RunningAzurite } from './azurite';
 import { startDurableEngine } from './durable';
@@ -171,6 +171,7 @@ export async function startBoundary(): Promise<BoundaryProcess> {
       path: path.join(dataDir, boundary, 'documents.sqlite'),
       containers: catalog.topology.containers,
       clock: busClock,
+      backgroundCheckpointMs: BACKGROUND_CHECKPOINT_MS,
     });
     const cosmos = await startCosmosTriggers({
       host,

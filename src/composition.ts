@@ -33,7 +33,7 @@ import { AzureBlobStore } from './adapters/azure/azure-blob-store';
 import { EntraTokenVerifier } from './adapters/azure/entra-token-verifier';
 import { CosmosDocumentStore } from './adapters/azure/cosmos-document-store';
 import { ServiceBusEventPublisher } from './adapters/azure/service-bus-event-publisher';
-import { openSqliteDocumentStore } from './adapters/local/sqlite-document-store';
+import { BACKGROUND_CHECKPOINT_MS, openSqliteDocumentStore } from './adapters/local/sqlite-document-store';
 import { AzureOpenAiEmbedder } from './adapters/azure/azure-openai-embedder';
 import { AzureSearchIndex } from './adapters/azure/azure-search-index';
 import { LocalSearchIndex } from './adapters/local/search-index';
@@ -173,6 +173,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
       path: path.join(config.dataDir, config.boundary, 'documents.sqlite'),
       containers: config.topology.containers,
       clock,
+      backgroundCheckpointMs: BACKGROUND_CHECKPOINT_MS,
     });
   }
   {

@@ -27,7 +27,7 @@
 import type Database from 'better-sqlite3';
 // The real one, captured at load: tests that fake the global timers must not stall writes.
 import { setImmediate as realSetImmediate } from 'node:timers';
-import { openSqlite, perFile } from './sqlite';
+import { openSqlite, perFile, startBackgroundCheckpoints } from './sqlite';
 import type { ContainerConfig } from '../../config';
 import { AppError, isAppError } from '../../domain/errors';
 import type { Clock } from '../../ports/clock';
@@ -76,7 +76,16 @@ export interface SqliteDocumentStoreOptions {
   purgeIntervalMs?: number;
   /** How long a write waits for another process's lock. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * Checkpoint the WAL from a worker thread every this many ms instead of inside the write
+   * that crosses SQLite's threshold (see `startBackgroundCheckpoints`). 0/absent: SQLite's own.
+   * `npm start` uses {@link BACKGROUND_CHECKPOINT_MS}.
+   */
+  backgroundCheckpointMs?: number;
 }
+
+/** The checkpoint interval devhost and the app use for the boundary's document store. */
+export const BACKGROUND_CHECKPOINT_MS = 200;
 
 /** An item as the change feed delivers it: the latest version, with its sequence number. */
 export type ChangeFeedItem = Stored & { _lsn: number };
@@ -169,6 +178,7 @@ export class SqliteDocumentStore implements DocumentStore {
   private pending: { run: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private stopCheckpoints: (() => Promise<void>) | undefined;
   private closed = false;
 
   /**
@@ -201,6 +211,9 @@ export class SqliteDocumentStore implements DocumentStore {
     this.runImmediate(() => {
       for (const c of options.containers) this.openContainer(c);
     });
+    if (options.backgroundCheckpointMs && options.path !== ':memory:') {
+      this.stopCheckpoints = startBackgroundCheckpoints(this.db, options.path, options.backgroundCheckpointMs);
+    }
     const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
     if (interval > 0) {
       this.purgeTimer = setInterval(() => {
@@ -562,6 +575,7 @@ export class SqliteDocumentStore implements DocumentStore {
     this.closed = true;
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.listeners.clear();
+    await this.stopCheckpoints?.();
     this.db.close();
   }
 
