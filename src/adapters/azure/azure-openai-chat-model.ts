@@ -6,6 +6,7 @@
  */
 import { getBearerTokenProvider, type TokenCredential } from '@azure/identity';
 import { AzureOpenAI } from 'openai';
+import { sharedNodeHttpFetch } from '../openai/node-http-fetch';
 import { OpenAiChatModel, type MaxTokensField } from '../openai/openai-chat-model';
 
 /** GA api-version with `stream_options.include_usage` and `max_completion_tokens`. */
@@ -27,7 +28,7 @@ export interface AzureOpenAiChatModelOptions {
   timeoutMs?: number;
   /** Default `max_completion_tokens` (accepted by every current model, required by o-series). */
   maxTokensField?: MaxTokensField;
-  /** Tests: a fetch to observe or fake the network. */
+  /** Tests: a fetch to observe or fake the network (default: node:http keep-alive, ../openai/node-http-fetch.ts). */
   fetch?: typeof fetch;
   clock?: { now(): number };
 }
@@ -48,7 +49,7 @@ export class AzureOpenAiChatModel extends OpenAiChatModel {
         : { azureADTokenProvider: getBearerTokenProvider(options.credential as TokenCredential, AZURE_OPENAI_SCOPE) }),
       maxRetries: 0,
       timeout: options.timeoutMs ?? 30_000,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
+      fetch: options.fetch ?? sharedNodeHttpFetch,
     });
     super({
       region: options.region,

@@ -9,6 +9,7 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, AzureOpenAI } from 'openai';
 import { AppError } from '../../domain/errors';
 import type { Embedder } from '../../ports/embedder';
+import { sharedNodeHttpFetch } from '../openai/node-http-fetch';
 
 export const DEFAULT_EMBEDDINGS_API_VERSION = '2024-10-21';
 
@@ -28,6 +29,8 @@ export interface AzureOpenAiEmbedderOptions {
   batchSize?: number;
   /** Per-request timeout. Default 30 s. */
   timeoutMs?: number;
+  /** Tests and benchmarks: the transport (default: node:http keep-alive, ../openai/node-http-fetch.ts). */
+  fetch?: typeof fetch;
 }
 
 export class AzureOpenAiEmbedder implements Embedder {
@@ -46,6 +49,7 @@ export class AzureOpenAiEmbedder implements Embedder {
       apiVersion: options.apiVersion ?? DEFAULT_EMBEDDINGS_API_VERSION,
       maxRetries: 0,
       timeout: options.timeoutMs ?? 30_000,
+      fetch: options.fetch ?? sharedNodeHttpFetch,
       ...('apiKey' in options.auth
         ? { apiKey: options.auth.apiKey }
         : { azureADTokenProvider: options.auth.azureADTokenProvider }),

@@ -20,6 +20,7 @@ import {
 import { AppError } from '../../domain/errors';
 import { modelThrottled, modelTransientFailure, parseRetryAfter } from '../../domain/model-errors';
 import type { ChatModel } from '../../ports/chat-model';
+import { sharedNodeHttpFetch } from './node-http-fetch';
 
 /** Which field carries the answer's token limit: o-series (reasoning) models take only the newer one. */
 export type MaxTokensField = 'max_tokens' | 'max_completion_tokens';
@@ -191,7 +192,7 @@ export interface OpenAiCompatibleChatModelOptions extends OpenAiChatModelIdentit
   /** Per-attempt timeout in ms (default 30 s). */
   timeoutMs?: number;
   maxTokensField?: MaxTokensField;
-  /** Tests: a fetch to observe or fake the network. */
+  /** Tests: a fetch to observe or fake the network (default: node:http keep-alive, ./node-http-fetch.ts). */
   fetch?: typeof fetch;
   clock?: { now(): number };
 }
@@ -214,7 +215,7 @@ export class OpenAiCompatibleChatModel extends OpenAiChatModel {
         project: null,
         maxRetries: 0,
         timeout: options.timeoutMs ?? 30_000,
-        ...(options.fetch ? { fetch: options.fetch } : {}),
+        fetch: options.fetch ?? sharedNodeHttpFetch,
       }),
     });
   }

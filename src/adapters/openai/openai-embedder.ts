@@ -9,6 +9,7 @@
 import OpenAI from 'openai';
 import type { Embedder } from '../../ports/embedder';
 import { embedInBatches } from '../azure/azure-openai-embedder';
+import { sharedNodeHttpFetch } from './node-http-fetch';
 
 export interface OpenAiCompatibleEmbedderOptions {
   baseURL: string;
@@ -17,6 +18,8 @@ export interface OpenAiCompatibleEmbedderOptions {
   dimensions: number;
   batchSize?: number;
   timeoutMs?: number;
+  /** Tests and benchmarks: the transport (default: node:http keep-alive, ./node-http-fetch.ts). */
+  fetch?: typeof fetch;
 }
 
 export class OpenAiCompatibleEmbedder implements Embedder {
@@ -34,6 +37,7 @@ export class OpenAiCompatibleEmbedder implements Embedder {
       apiKey: options.apiKey ?? 'not-needed',
       maxRetries: 0,
       timeout: options.timeoutMs ?? 30_000,
+      fetch: options.fetch ?? sharedNodeHttpFetch,
     });
   }
 
