@@ -50,6 +50,9 @@ export class AzureOpenAiEmbedder implements Embedder {
       maxRetries: 0,
       timeout: options.timeoutMs ?? 30_000,
       fetch: options.fetch ?? sharedNodeHttpFetch,
+      // A batch of 256 × 1536 floats is ~8 MB of JSON: worth compressing over the network
+      // (node-http-fetch decodes it; it adds no Accept-Encoding of its own).
+      defaultHeaders: { 'accept-encoding': 'gzip' },
       ...('apiKey' in options.auth
         ? { apiKey: options.auth.apiKey }
         : { azureADTokenProvider: options.auth.azureADTokenProvider }),
