@@ -24,6 +24,7 @@ import type { TextExtractor } from './ports/text-extractor';
 import type { TokenCounter } from './domain/chunking';
 import { createCachedEmbedder } from './app/embedding-cache';
 import { MemoryEmbeddingCache } from './app/memory-embedding-cache';
+import { createCachingVerifier } from './app/verified-token-cache';
 import { createDocumentEmbeddingCache } from './app/document-embedding-cache';
 import type { EventPublisher } from './ports/event-publisher';
 import type { Logger } from './ports/logger';
@@ -125,17 +126,19 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
   let credential: TokenCredential | undefined = options.credential;
   const azureCredential = (): TokenCredential => (credential ??= new DefaultAzureCredential());
 
-  const verifier =
+  const verifier = createCachingVerifier(
     options.verifier ??
-    (config.mode === 'azure'
-      ? new EntraTokenVerifier({
-          audience: config.auth.audience ?? '',
-          jwks: config.auth.jwksUrl ?? '',
-          isKnownDirectory: (tid) => directory.byDirectoryId(tid) !== undefined,
-          clock,
-          clockToleranceSeconds: config.auth.clockToleranceSeconds,
-        })
-      : new DevTokenVerifier(config.auth.devSecret ?? '', clock, config.auth.clockToleranceSeconds));
+      (config.mode === 'azure'
+        ? new EntraTokenVerifier({
+            audience: config.auth.audience ?? '',
+            jwks: config.auth.jwksUrl ?? '',
+            isKnownDirectory: (tid) => directory.byDirectoryId(tid) !== undefined,
+            clock,
+            clockToleranceSeconds: config.auth.clockToleranceSeconds,
+          })
+        : new DevTokenVerifier(config.auth.devSecret ?? '', clock, config.auth.clockToleranceSeconds)),
+    clock,
+  );
 
   const health = createHealthRegistry({ clock });
   const auth = createAuthenticator({ verifier, directory, boundary: config.boundary });
