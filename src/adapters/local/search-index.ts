@@ -16,7 +16,8 @@
  * metadata column; for FTS, `rowid NOT IN` the rows of those documents, found once per query
  * in the `chunks_by_document` index rather than by joining every match to its row).
  *
- * A search is a few statements prepared once per shape (number of tenants, exclusions, hits).
+ * A search is a few cached statements (keyed by the number of tenants, exclusions and hits)
+ * over a memory-mapped file; see the constants below for why each matters.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,24 @@ import type { IndexedChunk, IndexedDocument, SearchHit, SearchIndex, SearchQuery
 /** BM25 column weights: content, heading path, document name, tenant token (never ranks). */
 const BM25_WEIGHTS = '1.0, 2.0, 1.5, 0.0';
 const MAX_TERMS = 32;
+
+/**
+ * Vectors per vec0 storage chunk in files created from now on (sqlite-vec's default is 1024).
+ * A KNN query reads every chunk of its partitions whole and selects k from each in
+ * O(k × chunk_size), so a small partition (a tenant's few hundred chunks, `_shared`) in a
+ * 1024-slot chunk costs as much as a full one: 256 cuts a 260-chunk search's vector query
+ * ~2× and costs a 10,000-chunk partition ~6% (bench/RESULTS-search.md). Files made with
+ * another size keep theirs (vec0 records it), so they open and answer as before.
+ */
+const VEC_CHUNK_SIZE = 256;
+
+/**
+ * Bytes of the file SQLite reads through a memory map instead of read(2). vec0 vector chunks
+ * are overflow pages, which SQLite reads straight from the file bypassing its page cache,
+ * one pread per 4 KiB page per query (~1,000 for a 2-partition KNN of 1024-slot chunks); the
+ * map turns those into memory copies. Only reads use it; writes still go through the WAL.
+ */
+const MMAP_BYTES = 1 << 30;
 
 /** Frequent English words that only slow an OR query down and add nothing to BM25. */
 const STOPWORDS = new Set(
@@ -100,6 +119,7 @@ export class LocalSearchIndex implements SearchIndex {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
+    this.db.pragma(`mmap_size = ${MMAP_BYTES}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS chunks (
@@ -140,7 +160,8 @@ export class LocalSearchIndex implements SearchIndex {
         tenant_id TEXT PARTITION KEY,
         chunk_rowid INTEGER PRIMARY KEY,
         embedding FLOAT[${options.dimensions}] distance_metric=cosine,
-        document_id TEXT
+        document_id TEXT,
+        chunk_size=${VEC_CHUNK_SIZE}
       );
     `);
     this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('dimensions', String(options.dimensions));

@@ -210,4 +210,48 @@ describe('LocalSearchIndex query path equals the previous one', () => {
       index.close();
     }
   });
+
+  it('a file whose vec0 table predates chunk_size opens and answers as a new file does', async () => {
+    // vec0 breaks exact distance ties at the candidate cut by its storage layout, so the two
+    // layouts are compared on vectors that do not tie (texts still do).
+    const rand = prng(9);
+    const f = fixture(rand, 500, false);
+    const oldFile = path.join(tmp.dir, 'old-layout.sqlite');
+    const pre = new Database(oldFile);
+    sqliteVec.load(pre);
+    pre.exec(`CREATE VIRTUAL TABLE chunks_vec USING vec0(
+        tenant_id TEXT PARTITION KEY,
+        chunk_rowid INTEGER PRIMARY KEY,
+        embedding FLOAT[${DIMS}] distance_metric=cosine,
+        document_id TEXT
+      )`);
+    pre.close();
+    const freshFile = path.join(tmp.dir, 'new-layout.sqlite');
+    const old = new LocalSearchIndex({ file: oldFile, name: 'old', dimensions: DIMS });
+    const fresh = new LocalSearchIndex({ file: freshFile, name: 'new', dimensions: DIMS });
+    try {
+      const declaration = (file: string) => {
+        const db = new Database(file, { readonly: true });
+        try {
+          return (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'chunks_vec'").pluck().get() as string).replace(
+            /\s+/g,
+            ' ',
+          );
+        } finally {
+          db.close();
+        }
+      };
+      expect(declaration(oldFile)).not.toMatch(/chunk_size/);
+      expect(declaration(freshFile)).toMatch(/chunk_size=\d+/);
+      await load(old, f, prng(10));
+      await load(fresh, f, prng(10));
+      for (let q = 0; q < 300; q++) {
+        const query = randomQuery(rand, f, false);
+        expect(await fresh.search(query)).toEqual(await old.search(query));
+      }
+    } finally {
+      old.close();
+      fresh.close();
+    }
+  });
 });
