@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { AZURITE_GLOBAL_ACCOUNT } from '../src/adapters/local/azurite';
 import { startAzurite } from '../devhost/azurite';
 import { mintDevToken } from '../devhost/token';
+import { CHAT_QUESTIONS as QUESTIONS } from './lib/corpus';
 import { machine, openLoop, peakRssMiB, peakRssOfPid, summarize } from './lib/stats';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -174,21 +175,6 @@ function cpuSeconds(pid: number | undefined): number {
     return NaN;
   }
 }
-
-const QUESTIONS = [
-  'How many stores does the retail client want to roll out to',
-  'What is the monthly cost estimate of the medium scale architecture',
-  'How does failover work between regions',
-  'What rate limiting does API Management apply per user',
-  'How long is the response cache TTL',
-  'Which Cosmos DB consistency level is recommended',
-  'What causes vector search latency at scale',
-  'How is capacity planned for peak traffic',
-  'What are the top scaling risks',
-  'How are tokens per minute quotas handled',
-  'What does the POC architecture include',
-  'How is the ERP system made cloud native',
-];
 
 async function main(): Promise<void> {
   const fake = await startFake();

@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalSearchIndex } from '../src/adapters/local/search-index';
-import { SHARED_TENANT, type IndexedChunk } from '../src/ports/search-index';
+import { SHARED_TENANT } from '../src/ports/search-index';
 import { corpusSentences, prng, unitVector } from './lib/corpus';
+import { buildSyntheticIndex } from './lib/search-fixture';
 import { machine, summarize } from './lib/stats';
 
 const DIMS = 512;
@@ -25,39 +26,12 @@ async function main(): Promise<void> {
   const rand = prng(42);
   const sentences = corpusSentences();
   const pick = (): string => sentences[Math.floor(rand() * sentences.length)] as string;
-  const tenants = ['tenant-query', ...Array.from({ length: 20 }, (_, i) => `tenant-other-${i}`)];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-search-'));
   const file = LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus');
   const index = new LocalSearchIndex({ file, name: 'meridian-eastus', dimensions: DIMS });
   try {
     const buildStart = performance.now();
-    let batch: IndexedChunk[] = [];
-    for (let i = 0; i < total; i++) {
-      // Documents of 10 chunks; 20% of documents to the querying tenant, the rest round-robin over 20 others.
-      const doc = Math.floor(i / 10);
-      const tenantId = doc % 5 === 0 ? (tenants[0] as string) : (tenants[1 + (doc % 20)] as string);
-      const n = 6 + Math.floor(rand() * 7);
-      const content = Array.from({ length: n }, pick).join(' ');
-      batch.push({
-        id: `doc-${doc}:1:${i % 10}`,
-        tenantId,
-        documentId: `doc-${doc}`,
-        documentName: `document-${doc}.md`,
-        version: 1,
-        tier: 'kb',
-        etag: '0x8DC',
-        ordinal: i % 10,
-        headingPath: pick().split(' ').slice(0, 5).join(' '),
-        content,
-        tokenCount: Math.round(content.length / 4),
-        vector: unitVector(rand, DIMS),
-      });
-      if (batch.length === 1000) {
-        await index.upsertChunks(batch);
-        batch = [];
-      }
-    }
-    await index.upsertChunks(batch);
+    const { tenants } = await buildSyntheticIndex(index, total, rand, pick);
     const buildSeconds = (performance.now() - buildStart) / 1000;
     const stats = await index.stats();
 

@@ -54,3 +54,19 @@ export function unitVector(rand: () => number, dims: number): Float32Array {
   for (let i = 0; i < dims; i++) v[i] = (v[i] as number) * s;
   return v;
 }
+
+/** The questions the chat benchmark asks (about the corpus), also the queries of the search CPU benchmark. */
+export const CHAT_QUESTIONS = [
+  'How many stores does the retail client want to roll out to',
+  'What is the monthly cost estimate of the medium scale architecture',
+  'How does failover work between regions',
+  'What rate limiting does API Management apply per user',
+  'How long is the response cache TTL',
+  'Which Cosmos DB consistency level is recommended',
+  'What causes vector search latency at scale',
+  'How is capacity planned for peak traffic',
+  'What are the top scaling risks',
+  'How are tokens per minute quotas handled',
+  'What does the POC architecture include',
+  'How is the ERP system made cloud native',
+];

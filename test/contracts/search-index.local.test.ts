@@ -47,6 +47,17 @@ describe('LocalSearchIndex specifics', () => {
     index.close();
   });
 
+  it('confines keyword hits by the FTS tenant token alone, even for ids that differ by case, accent or suffix', async () => {
+    const index = new LocalSearchIndex({ file: ':memory:', name: 'm', dimensions: CONTRACT_DIMENSIONS });
+    const tenants = ['acme', 'Acme', 'acmé', 'acme0', 'acme ', 'ac"me OR x'];
+    await index.upsertChunks(tenants.map((t, i) => chunk(t, `d${i}`, 1, 0, 'identical secret words')));
+    for (const [i, t] of tenants.entries()) {
+      const hits = await index.search({ tenantIds: [t], text: 'secret words', top: 10 });
+      expect(hits.map((h) => h.documentId)).toEqual([`d${i}`]);
+    }
+    index.close();
+  });
+
   it('keywordTerms drops stopwords and punctuation', () => {
     expect(keywordTerms('How does the Cosmos DB fail-over work, in EU?')).toEqual(['cosmos', 'db', 'fail', 'over', 'work', 'eu']);
   });

@@ -7,12 +7,17 @@
  * - keyword: each row's FTS document holds an opaque tenant token in a column of its own
  *   (`tenant_tok`, weight 0 in bm25), and the MATCH expression is
  *   `tenant_tok:(<tokens of the asked tenants>) AND {content heading_path document_name}:(<terms>)`,
- *   so FTS5 itself intersects with the tenant's rows before ranking;
+ *   so FTS5 itself intersects with the tenant's rows before ranking (the token is the hex of
+ *   the tenant id, so it matches that tenant exactly: no second check on the `chunks` row);
  * - vector: `tenant_id` is the vec0 table's partition key and the KNN query constrains it
  *   (`tenant_id IN (...)`), so only those partitions are scanned. vec0 returns k rows per
- *   partition for an IN constraint; the outer ORDER BY distance LIMIT k merges them.
+ *   partition for an IN constraint; they are merged here.
  * Excluded documents are constraints of the same queries (`document_id != ?` on the vec0
- * metadata column; `NOT IN` on the joined row for FTS).
+ * metadata column; for FTS, `rowid NOT IN` the rows of those documents, found once per query
+ * in the `chunks_by_document` index rather than by joining every match to its row).
+ *
+ * A search is a few cached statements (keyed by the number of tenants, exclusions and hits)
+ * over a memory-mapped file; see the constants below for why each matters.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +31,24 @@ import type { IndexedChunk, IndexedDocument, SearchHit, SearchIndex, SearchQuery
 /** BM25 column weights: content, heading path, document name, tenant token (never ranks). */
 const BM25_WEIGHTS = '1.0, 2.0, 1.5, 0.0';
 const MAX_TERMS = 32;
+
+/**
+ * Vectors per vec0 storage chunk in files created from now on (sqlite-vec's default is 1024).
+ * A KNN query reads every chunk of its partitions whole and selects k from each in
+ * O(k × chunk_size), so a small partition (a tenant's few hundred chunks, `_shared`) in a
+ * 1024-slot chunk costs as much as a full one: 256 cuts a 260-chunk search's vector query
+ * ~2× and costs a 10,000-chunk partition ~6% (bench/RESULTS-search.md). Files made with
+ * another size keep theirs (vec0 records it), so they open and answer as before.
+ */
+const VEC_CHUNK_SIZE = 256;
+
+/**
+ * Bytes of the file SQLite reads through a memory map instead of read(2). vec0 vector chunks
+ * are overflow pages, which SQLite reads straight from the file bypassing its page cache,
+ * one pread per 4 KiB page per query (~1,000 for a 2-partition KNN of 1024-slot chunks); the
+ * map turns those into memory copies. Only reads use it; writes still go through the WAL.
+ */
+const MMAP_BYTES = 1 << 30;
 
 /** Frequent English words that only slow an OR query down and add nothing to BM25. */
 const STOPWORDS = new Set(
@@ -48,6 +71,10 @@ export function keywordTerms(text: string): string[] {
 /** An FTS token that stands for exactly one tenant: hex keeps it one token; the final digit keeps porter off it. */
 function tenantToken(tenantId: string): string {
   return `t${Buffer.from(tenantId, 'utf8').toString('hex')}0`;
+}
+
+function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(',');
 }
 
 export interface LocalSearchIndexOptions {
@@ -73,7 +100,8 @@ export class LocalSearchIndex implements SearchIndex {
   readonly name: string;
   readonly dimensions: number;
   private readonly db: Database.Database;
-  private readonly knnCache = new Map<string, Database.Statement>();
+  /** Prepared statements by query shape (see statement()). */
+  private readonly statements = new Map<string, Database.Statement>();
 
   /** `<dataDir>/<boundary>/search-<index>.sqlite`. */
   static pathFor(dataDir: string, boundary: string, index: string): string {
@@ -91,6 +119,7 @@ export class LocalSearchIndex implements SearchIndex {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
+    this.db.pragma(`mmap_size = ${MMAP_BYTES}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS chunks (
@@ -131,7 +160,8 @@ export class LocalSearchIndex implements SearchIndex {
         tenant_id TEXT PARTITION KEY,
         chunk_rowid INTEGER PRIMARY KEY,
         embedding FLOAT[${options.dimensions}] distance_metric=cosine,
-        document_id TEXT
+        document_id TEXT,
+        chunk_size=${VEC_CHUNK_SIZE}
       );
     `);
     this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('dimensions', String(options.dimensions));
@@ -206,28 +236,27 @@ export class LocalSearchIndex implements SearchIndex {
       if (query.vector) lists.push(this.vectorCandidates(tenants, query.vector, excluded));
       const fused = reciprocalRankFusion(lists).slice(0, query.top);
       if (fused.length === 0) return [];
-      const rows = this.db
-        .prepare(
-          `SELECT rowid, id, document_id, document_name, heading_path, content, token_count FROM chunks WHERE rowid IN (${fused.map(() => '?').join(',')})`,
-        )
-        .all(...fused.map((f) => f.id)) as ChunkRow[];
+      const rows = this.statement(
+        `rows:${fused.length}`,
+        () =>
+          `SELECT rowid, id, document_id, document_name, heading_path, content, token_count FROM chunks WHERE rowid IN (${placeholders(fused.length)})`,
+      ).all(...fused.map((f) => f.id)) as ChunkRow[];
       const byRowid = new Map(rows.map((r) => [r.rowid, r]));
-      return fused.flatMap((f) => {
+      const hits: SearchHit[] = [];
+      for (const f of fused) {
         const r = byRowid.get(f.id);
-        return r
-          ? [
-              {
-                chunkId: r.id,
-                documentId: r.document_id,
-                documentName: r.document_name,
-                content: r.content,
-                headingPath: r.heading_path,
-                tokenCount: r.token_count,
-                score: f.score,
-              },
-            ]
-          : [];
-      });
+        if (r)
+          hits.push({
+            chunkId: r.id,
+            documentId: r.document_id,
+            documentName: r.document_name,
+            content: r.content,
+            headingPath: r.heading_path,
+            tokenCount: r.token_count,
+            score: f.score,
+          });
+      }
+      return hits;
     } catch (err) {
       if (err instanceof AppError) throw err;
       throw new AppError('unavailable', `search index ${this.name} cannot be queried`, { cause: err });
@@ -236,30 +265,52 @@ export class LocalSearchIndex implements SearchIndex {
 
   private keywordCandidates(tenants: string[], terms: string[], excluded: string[]): number[] {
     const match = `tenant_tok:(${tenants.map(tenantToken).join(' OR ')}) AND {content heading_path document_name}:(${terms.map((t) => `"${t}"`).join(' OR ')})`;
-    const sql = `SELECT c.rowid AS rid FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid
-      WHERE chunks_fts MATCH ? AND c.tenant_id IN (${tenants.map(() => '?').join(',')})
-      ${excluded.length ? `AND c.document_id NOT IN (${excluded.map(() => '?').join(',')})` : ''}
-      ORDER BY bm25(chunks_fts, ${BM25_WEIGHTS}), c.rowid LIMIT ${HYBRID_CANDIDATES}`;
-    return (this.db.prepare(sql).all(match, ...tenants, ...excluded) as { rid: number }[]).map((r) => r.rid);
+    if (excluded.length === 0) {
+      return this.statement(
+        'keyword',
+        () => `SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?
+          ORDER BY bm25(chunks_fts, ${BM25_WEIGHTS}), rowid LIMIT ${HYBRID_CANDIDATES}`,
+        true,
+      ).all(match) as number[];
+    }
+    return this.statement(
+      `keyword:${tenants.length}:${excluded.length}`,
+      () => `SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?
+        AND rowid NOT IN (SELECT rowid FROM chunks WHERE tenant_id IN (${placeholders(tenants.length)}) AND document_id IN (${placeholders(excluded.length)}))
+        ORDER BY bm25(chunks_fts, ${BM25_WEIGHTS}), rowid LIMIT ${HYBRID_CANDIDATES}`,
+      true,
+    ).all(match, ...tenants, ...excluded) as number[];
   }
 
   private vectorCandidates(tenants: string[], vector: Float32Array, excluded: string[]): number[] {
-    const key = `${tenants.length}:${excluded.length}`;
-    let stmt = this.knnCache.get(key);
-    if (!stmt) {
-      stmt = this.db.prepare(`SELECT chunk_rowid AS rid, distance FROM chunks_vec
-          WHERE embedding MATCH ? AND k = ${HYBRID_CANDIDATES} AND tenant_id IN (${tenants.map(() => '?').join(',')})
-          ${excluded.map(() => 'AND document_id != ?').join(' ')}`);
-      this.knnCache.set(key, stmt);
-    }
+    const stmt = this.statement(
+      `knn:${tenants.length}:${excluded.length}`,
+      () => `SELECT chunk_rowid AS rid, distance FROM chunks_vec
+          WHERE embedding MATCH ? AND k = ${HYBRID_CANDIDATES} AND tenant_id IN (${placeholders(tenants.length)})
+          ${excluded.map(() => 'AND document_id != ?').join(' ')}`,
+    );
     // vec0 answers k rows per partition for an IN constraint, grouped by partition; merged here
     // (it refuses any outer ORDER BY or LIMIT that SQLite would push down next to "k =").
-    const rows = (stmt.all(vector, ...tenants, ...excluded) as { rid: number | bigint; distance: number }[]).map((r) => ({
-      rid: Number(r.rid),
-      distance: r.distance,
-    }));
-    rows.sort((x, y) => x.distance - y.distance || x.rid - y.rid);
-    return rows.slice(0, HYBRID_CANDIDATES).map((r) => r.rid);
+    const rows = stmt.all(vector, ...tenants, ...excluded) as { rid: number | bigint; distance: number }[];
+    const candidates = rows.map((r) => ({ rid: Number(r.rid), distance: r.distance }));
+    candidates.sort((x, y) => x.distance - y.distance || x.rid - y.rid);
+    if (candidates.length > HYBRID_CANDIDATES) candidates.length = HYBRID_CANDIDATES;
+    return candidates.map((r) => r.rid);
+  }
+
+  /**
+   * The prepared statement of one query shape, prepared on first use. Shapes differ only by
+   * placeholder counts (tenants: two in practice; exclusions ≤ MAX_EXCLUDED_DOCUMENTS; hits
+   * ≤ 50), so the cache stays small, and preparing one costs about as much as running it.
+   */
+  private statement(key: string, sql: () => string, pluck = false): Database.Statement {
+    let stmt = this.statements.get(key);
+    if (!stmt) {
+      stmt = this.db.prepare(sql());
+      if (pluck) stmt.pluck();
+      this.statements.set(key, stmt);
+    }
+    return stmt;
   }
 
   async documentVersions(tenantId?: string): Promise<IndexedDocument[]> {
