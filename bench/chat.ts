@@ -24,6 +24,7 @@ import { AZURITE_GLOBAL_ACCOUNT } from '../src/adapters/local/azurite';
 import { startAzurite } from '../devhost/azurite';
 import { mintDevToken } from '../devhost/token';
 import { CHAT_QUESTIONS as QUESTIONS } from './lib/corpus';
+import { startFakeOpenAiProcess, waitForOutput } from './lib/fake-openai-process';
 import { machine, openLoop, peakRssMiB, peakRssOfPid, summarize } from './lib/stats';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -46,46 +47,7 @@ const USERS = Number(values.users);
 const MODEL_MS = 200 + 20;
 const TENANT = 'tenant-acme-corp';
 
-function waitFor(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 120_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out.slice(-2000)}`)), timeoutMs);
-    const onData = (c: Buffer) => {
-      out += c.toString();
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${what} exited ${code}: ${out.slice(-2000)}`)));
-  });
-}
-
-async function startFake(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    'taskset',
-    [
-      '-c',
-      '1',
-      process.execPath,
-      path.join(__dirname, 'lib/fake-openai.js'),
-      '--port',
-      '0',
-      '--chat-delay-ms',
-      '200',
-      '--embedding-delay-ms',
-      '20',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const m = await waitFor(child, /READY (\d+)/, 'fake OpenAI server');
-  return { child, url: `http://127.0.0.1:${m[1]}/v1` };
-}
+const startFake = () => startFakeOpenAiProcess({ core: 1, chatDelayMs: 200, embeddingDelayMs: 20 });
 
 async function startDevhost(
   fakeUrl: string,
@@ -138,7 +100,7 @@ async function startBare(fakeUrl: string): Promise<{ child: ChildProcess; port: 
   const child = spawn('taskset', ['-c', '0', process.execPath, path.join(__dirname, 'chat-bare-server.js'), fakeUrl], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const m = await waitFor(child, /READY (\d+)/, 'bare server');
+  const m = await waitForOutput(child, /READY (\d+)/, 'bare server');
   return { child, port: Number(m[1]) };
 }
 

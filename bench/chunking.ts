@@ -7,6 +7,7 @@
  *
  *   npx tsc -p tsconfig.build.json && node dist/bench/chunking.js [rounds]
  */
+import { toIndexedChunk } from '../src/app/indexer';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +16,8 @@ import { LocalSearchIndex } from '../src/adapters/local/search-index';
 import { LocalTextExtractor } from '../src/adapters/local/text-extractor';
 import { countTokens } from '../src/adapters/local/token-counter';
 import { chunkDocument } from '../src/domain/chunking';
-import { corpusFiles, prng, unitVector } from './lib/corpus';
+import { corpusFiles, unitVector } from './lib/corpus';
+import { prng } from './lib/prng';
 import { machine } from './lib/stats';
 
 const DIMS = 512;
@@ -53,20 +55,13 @@ async function main(): Promise<void> {
         const { text, format } = await extractor.extract(f.bytes, 'text/markdown');
         const cs = chunkDocument({ documentId: `doc-${r}-${f.name}`, version: 1, text }, countTokens, { format });
         await index.upsertChunks(
-          cs.map((c, i) => ({
-            id: c.id,
-            tenantId: r % 2 ? 'tenant-acme-corp' : 'tenant-globex-intl',
-            documentId: c.documentId,
-            documentName: f.name,
-            version: c.version,
-            tier: 'kb',
-            etag: '0x8DC',
-            ordinal: c.ordinal,
-            headingPath: c.headingPath,
-            content: c.content,
-            tokenCount: c.tokenCount,
-            vector: vectors[i % vectors.length] as Float32Array,
-          })),
+          cs.map((c, i) =>
+            toIndexedChunk(
+              c,
+              { tenantId: r % 2 ? 'tenant-acme-corp' : 'tenant-globex-intl', documentName: f.name, tier: 'kb', etag: '0x8DC' },
+              vectors[i % vectors.length] as Float32Array,
+            ),
+          ),
         );
         indexed += cs.length;
       }

@@ -16,14 +16,13 @@
  *   npx tsc -p tsconfig.build.json
  *   taskset -c 0 node dist/bench/model-client.js --requests 2000 --concurrency 32 --rounds 5
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createNodeHttpFetch } from '../src/adapters/openai/node-http-fetch';
 import { OpenAiCompatibleChatModel } from '../src/adapters/openai/openai-chat-model';
 import { OpenAiCompatibleEmbedder } from '../src/adapters/openai/openai-embedder';
 import type { ChatRequest } from '../src/domain/chat';
+import { startFakeOpenAiProcess } from './lib/fake-openai-process';
 import { machine } from './lib/stats';
 
 const { values } = parseArgs({
@@ -42,34 +41,7 @@ const WARMUP = Number(values.warmup);
 type Variant = 'undici' | 'node-http' | 'bare';
 type Mode = 'sequential' | 'concurrent' | 'sequential-stream';
 
-async function startFake(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    'taskset',
-    [
-      '-c',
-      '1',
-      process.execPath,
-      path.join(__dirname, 'lib/fake-openai.js'),
-      '--port',
-      '0',
-      '--chat-delay-ms',
-      '0',
-      '--embedding-delay-ms',
-      '0',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const port = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.once('exit', (code) => reject(new Error(`the fake OpenAI server exited ${code}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}/v1` };
-}
+const startFake = () => startFakeOpenAiProcess({ core: 1, chatDelayMs: 0, embeddingDelayMs: 0 });
 
 /** One chat request's model calls: the question's embedding, then the answer. */
 type Client = (question: string, request: ChatRequest, stream: boolean) => Promise<void>;

@@ -18,7 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalSearchIndex } from '../src/adapters/local/search-index';
 import { SHARED_TENANT, type SearchQuery } from '../src/ports/search-index';
-import { CHAT_QUESTIONS, corpusSentences, prng, unitVector } from './lib/corpus';
+import { CHAT_QUESTIONS, corpusSentences, unitVector } from './lib/corpus';
+import { prng } from './lib/prng';
 import { buildCorpusIndex, buildSyntheticIndex, QUERY_TENANT } from './lib/search-fixture';
 import { machine } from './lib/stats';
 

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalSearchIndex } from '../src/adapters/local/search-index';
 import { SHARED_TENANT } from '../src/ports/search-index';
-import { corpusSentences, prng, unitVector } from './lib/corpus';
+import { corpusSentences, unitVector } from './lib/corpus';
+import { prng } from './lib/prng';
 import { buildSyntheticIndex } from './lib/search-fixture';
 import { machine, summarize } from './lib/stats';
 

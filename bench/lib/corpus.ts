@@ -29,18 +29,6 @@ export function corpusSentences(): string[] {
   return out;
 }
 
-/** mulberry32: a small deterministic PRNG in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A random unit vector (synthetic: KNN cost does not depend on the values). */
 export function unitVector(rand: () => number, dims: number): Float32Array {
   const v = new Float32Array(dims);

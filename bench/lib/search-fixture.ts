@@ -2,6 +2,7 @@
  * Search indexes for the retrieval benchmarks, built the same way by every benchmark that
  * needs one so their figures describe the same data.
  */
+import { toIndexedChunk } from '../../src/app/indexer';
 import { LocalTextExtractor } from '../../src/adapters/local/text-extractor';
 import { countTokens } from '../../src/adapters/local/token-counter';
 import { chunkDocument } from '../../src/domain/chunking';
@@ -69,20 +70,9 @@ export async function buildCorpusIndex(index: SearchIndex, rand: () => number, s
     for (const tenantId of tenants) {
       const documentId = tenantId === SHARED_TENANT ? `shared-${f.name}` : f.name;
       const chunks = chunkDocument({ documentId, version: 1, text }, countTokens, { format });
-      const indexed = (tenantId === SHARED_TENANT ? chunks.slice(0, sharedChunks) : chunks).map((c): IndexedChunk => ({
-        id: c.id,
-        tenantId,
-        documentId,
-        documentName: f.name,
-        version: 1,
-        tier: 'kb',
-        etag: '0x8DC',
-        ordinal: c.ordinal,
-        headingPath: c.headingPath,
-        content: c.content,
-        tokenCount: c.tokenCount,
-        vector: unitVector(rand, index.dimensions),
-      }));
+      const indexed = (tenantId === SHARED_TENANT ? chunks.slice(0, sharedChunks) : chunks).map((c) =>
+        toIndexedChunk(c, { tenantId, documentName: f.name, tier: 'kb', etag: '0x8DC' }, unitVector(rand, index.dimensions)),
+      );
       // One upsert per document, as the indexer writes them.
       await index.upsertChunks(indexed);
       count += indexed.length;

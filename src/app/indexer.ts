@@ -6,7 +6,7 @@
  * document `failed` and complete; transient ones throw so Service Bus retries and finally
  * dead-letters, and the dead-letter handler marks the document `failed` with the reason.
  */
-import { chunkDocument, embeddingText, type TokenCounter } from '../domain/chunking';
+import { chunkDocument, embeddingText, type Chunk, type TokenCounter } from '../domain/chunking';
 import {
   ingestionEventSchema,
   readBlobMetadata,
@@ -21,7 +21,7 @@ import type { Clock } from '../ports/clock';
 import type { DocumentStore } from '../ports/document-store';
 import type { Embedder } from '../ports/embedder';
 import type { Logger } from '../ports/logger';
-import type { SearchIndex } from '../ports/search-index';
+import type { IndexedChunk, SearchIndex } from '../ports/search-index';
 import type { TextExtractor } from '../ports/text-extractor';
 import { CATALOG, DOCUMENT_INDEX } from './documents';
 
@@ -290,22 +290,8 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     }
 
     const vectors = await deps.embedder.embed(chunks.map(embeddingText));
-    await target.index.upsertChunks(
-      chunks.map((c, i) => ({
-        id: c.id,
-        tenantId,
-        documentId: e.documentId,
-        documentName: meta.name,
-        version: e.version,
-        tier: e.tier,
-        etag: e.etag,
-        ordinal: c.ordinal,
-        headingPath: c.headingPath,
-        content: c.content,
-        tokenCount: c.tokenCount,
-        vector: vectors[i] as Float32Array,
-      })),
-    );
+    const doc = { tenantId, documentName: meta.name, tier: e.tier, etag: e.etag };
+    await target.index.upsertChunks(chunks.map((c, i) => toIndexedChunk(c, doc, vectors[i] as Float32Array)));
     await target.index.deleteOlderVersions(tenantId, e.documentId, e.version);
     await saveState(tenantId, e, chunks.length);
     await updateCatalog(tenantId, e, { status: 'indexed', chunks: chunks.length, indexedAt: iso() });
@@ -338,3 +324,25 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
 }
 
 export type Indexer = ReturnType<typeof createIndexer>;
+
+/** A chunk as the search index stores it: the chunk, its document's identity, its vector. */
+export function toIndexedChunk(
+  c: Chunk,
+  doc: { tenantId: string; documentName: string; tier: IndexedChunk['tier']; etag: string },
+  vector: Float32Array,
+): IndexedChunk {
+  return {
+    id: c.id,
+    tenantId: doc.tenantId,
+    documentId: c.documentId,
+    documentName: doc.documentName,
+    version: c.version,
+    tier: doc.tier,
+    etag: doc.etag,
+    ordinal: c.ordinal,
+    headingPath: c.headingPath,
+    content: c.content,
+    tokenCount: c.tokenCount,
+    vector,
+  };
+}

@@ -25,6 +25,7 @@ import type { Item } from '../../src/ports/document-store';
 import { ManualClock } from '../support/manual-clock';
 import { tempDir } from '../support/temp-dir';
 import { expectedLedgers } from '../support/usage-events';
+import { prng } from '../../bench/lib/prng';
 
 const ROOT = path.resolve(__dirname, '../..');
 const LEDGER_LEASE = 'ledger-usage:usage';
@@ -251,16 +252,9 @@ describe('usage ledger through devhost cosmosDB triggers and SqliteDocumentStore
 
 const asItem = (e: UsageEvent): Item => ({ ...e });
 
-/** Fisher–Yates with a small seeded PRNG (mulberry32). */
+/** Fisher–Yates with a small seeded PRNG. */
 function shuffle<T>(a: T[], seed: number): void {
-  let s = seed >>> 0;
-  const rnd = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rnd = prng(seed);
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(rnd() * (i + 1));
     [a[i], a[j]] = [a[j] as T, a[i] as T];

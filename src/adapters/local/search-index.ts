@@ -97,7 +97,8 @@ export interface LocalSearchIndexOptions {
   dimensions: number;
 }
 
-interface ChunkRow {
+/** The columns a hit is made of (`SELECT rowid, id, document_id, … FROM chunks`). */
+export interface ChunkRow {
   rowid: number;
   id: string;
   document_id: string;
@@ -105,6 +106,18 @@ interface ChunkRow {
   heading_path: string;
   content: string;
   token_count: number;
+}
+
+export function hitOf(r: ChunkRow, score: number): SearchHit {
+  return {
+    chunkId: r.id,
+    documentId: r.document_id,
+    documentName: r.document_name,
+    content: r.content,
+    headingPath: r.heading_path,
+    tokenCount: r.token_count,
+    score,
+  };
 }
 
 export class LocalSearchIndex implements SearchIndex {
@@ -261,16 +274,7 @@ export class LocalSearchIndex implements SearchIndex {
       const hits: SearchHit[] = [];
       for (const f of fused) {
         const r = byRowid.get(f.id);
-        if (r)
-          hits.push({
-            chunkId: r.id,
-            documentId: r.document_id,
-            documentName: r.document_name,
-            content: r.content,
-            headingPath: r.heading_path,
-            tokenCount: r.token_count,
-            score: f.score,
-          });
+        if (r) hits.push(hitOf(r, f.score));
       }
       return hits;
     } catch (err) {

@@ -374,16 +374,28 @@ class NodeHttpResponse extends RuntimeResponse {
     return bytes;
   }
 
-  override text(): Promise<string> {
+  /**
+   * One body reader: `read` over the buffered bytes (taken once), `fallback` when `super`
+   * owns the body; a body already used rejects, as fetch's readers do.
+   */
+  #read<T>(read: (bytes: Buffer) => T | Promise<T>, fallback: () => Promise<T>): Promise<T> {
     try {
       const bytes = this.#take();
-      if (bytes === undefined) return super.text();
-      // fetch decodes UTF-8 without a byte-order mark.
-      const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-      return Promise.resolve(bytes.toString('utf8', bom ? 3 : 0));
+      return bytes === undefined ? fallback() : Promise.resolve(read(bytes));
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  override text(): Promise<string> {
+    return this.#read(
+      (bytes) => {
+        // fetch decodes UTF-8 without a byte-order mark.
+        const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+        return bytes.toString('utf8', bom ? 3 : 0);
+      },
+      () => super.text(),
+    );
   }
 
   override json(): Promise<unknown> {
@@ -392,44 +404,32 @@ class NodeHttpResponse extends RuntimeResponse {
   }
 
   override arrayBuffer(): Promise<ArrayBuffer> {
-    try {
-      const bytes = this.#take();
-      if (bytes === undefined) return super.arrayBuffer();
-      return Promise.resolve(new Uint8Array(bytes).buffer);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return this.#read(
+      (bytes) => new Uint8Array(bytes).buffer,
+      () => super.arrayBuffer(),
+    );
   }
 
   override bytes(): Promise<Uint8Array> {
-    try {
-      const bytes = this.#take();
-      if (bytes === undefined) return super.bytes();
-      return Promise.resolve(new Uint8Array(bytes));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return this.#read(
+      (bytes) => new Uint8Array(bytes),
+      () => super.bytes(),
+    );
   }
 
   override blob(): Promise<Blob> {
-    try {
-      const bytes = this.#take();
-      if (bytes === undefined) return super.blob();
-      return Promise.resolve(new Blob([bytes], { type: this.headers.get('content-type') ?? '' }));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return this.#read(
+      (bytes) => new Blob([bytes], { type: this.headers.get('content-type') ?? '' }),
+      () => super.blob(),
+    );
   }
 
   override formData(): Promise<FormData> {
-    try {
-      const bytes = this.#take();
-      if (bytes === undefined) return super.formData();
-      // Rare for model APIs: let undici parse it.
-      return new Response(bytes, { headers: this.headers }).formData();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    // Rare for model APIs: let undici parse it.
+    return this.#read(
+      (bytes) => new Response(bytes, { headers: this.headers }).formData(),
+      () => super.formData(),
+    );
   }
 
   override clone(): Response {

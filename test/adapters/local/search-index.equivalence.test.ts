@@ -12,24 +12,13 @@ import Database from 'better-sqlite3';
 import * as sqliteVec from 'sqlite-vec';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkSearchQuery } from '../../../src/adapters/search-spec';
-import { keywordTerms, LocalSearchIndex } from '../../../src/adapters/local/search-index';
+import { hitOf, keywordTerms, LocalSearchIndex, type ChunkRow } from '../../../src/adapters/local/search-index';
 import { HYBRID_CANDIDATES, reciprocalRankFusion } from '../../../src/domain/rank-fusion';
 import { SHARED_TENANT, type IndexedChunk, type SearchHit, type SearchQuery } from '../../../src/ports/search-index';
+import { prng } from '../../../bench/lib/prng';
 import { tempDir } from '../../support/temp-dir';
 
 const DIMS = 8;
-
-/** mulberry32, so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The previous query path of LocalSearchIndex.search, over its own connection. */
 function referenceSearch(db: Database.Database, query: SearchQuery): SearchHit[] {
@@ -65,31 +54,11 @@ function referenceSearch(db: Database.Database, query: SearchQuery): SearchHit[]
     .prepare(
       `SELECT rowid, id, document_id, document_name, heading_path, content, token_count FROM chunks WHERE rowid IN (${fused.map(() => '?').join(',')})`,
     )
-    .all(...fused.map((f) => f.id)) as {
-    rowid: number;
-    id: string;
-    document_id: string;
-    document_name: string;
-    heading_path: string;
-    content: string;
-    token_count: number;
-  }[];
+    .all(...fused.map((f) => f.id)) as ChunkRow[];
   const byRowid = new Map(rows.map((r) => [r.rowid, r]));
   return fused.flatMap((f) => {
     const r = byRowid.get(f.id);
-    return r
-      ? [
-          {
-            chunkId: r.id,
-            documentId: r.document_id,
-            documentName: r.document_name,
-            content: r.content,
-            headingPath: r.heading_path,
-            tokenCount: r.token_count,
-            score: f.score,
-          },
-        ]
-      : [];
+    return r ? [hitOf(r, f.score)] : [];
   });
 }
 
