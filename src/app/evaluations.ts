@@ -27,7 +27,7 @@ import {
   type EvaluationSubject,
 } from '../domain/evaluation';
 import { instanceIdFor } from '../domain/instance-ids';
-import { sha256Hex } from '../domain/sha256';
+import { sha256Hex } from './hashing';
 import type { Principal } from '../domain/tenancy';
 import type { ChatModel } from '../ports/chat-model';
 import type { Clock } from '../ports/clock';

@@ -8,6 +8,7 @@
 import type { Clock } from '../ports/clock';
 import type { DocumentStore } from '../ports/document-store';
 import { responseCacheKey, type ResponseCacheKeyInput } from '../domain/response-cache-key';
+import { sha256Hex } from './hashing';
 
 export const CACHE_CONTAINER = 'cache';
 
@@ -54,17 +55,18 @@ export function createResponseCache<T = CachedAnswer>(deps: {
 }): ResponseCache<T> {
   const { documents, clock, ttlSeconds } = deps;
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new RangeError('ttlSeconds must be a positive integer');
+  const key = (input: ResponseCacheKeyInput): string => responseCacheKey(input, sha256Hex);
   return {
-    key: responseCacheKey,
+    key,
     async get(input) {
-      const item = await documents.read<CacheItem>(CACHE_CONTAINER, input.tenantId, responseCacheKey(input));
+      const item = await documents.read<CacheItem>(CACHE_CONTAINER, input.tenantId, key(input));
       if (!item || item.expiresAt <= clock.now()) return undefined;
       return { value: item['value'] as T, storedAt: item.storedAt };
     },
     async put(input, value) {
       const now = clock.now();
       await documents.upsert<CacheItem>(CACHE_CONTAINER, {
-        id: responseCacheKey(input),
+        id: key(input),
         tenantId: input.tenantId,
         storedAt: now,
         expiresAt: now + ttlSeconds * 1000,

@@ -4,7 +4,7 @@
  * tenant, against the same versions of the tenant's and the shared index — any upload or
  * deletion bumps an `indexVersion` and so retires every cached answer built on the old one.
  */
-import { sha256Hex } from './sha256';
+import type { HashFn } from './audit-chain';
 
 /**
  * Unicode NFKC, lower case, whitespace collapsed, trimmed, trailing `?!.` and spaces dropped:
@@ -35,8 +35,8 @@ export interface ResponseCacheKeyInput {
   variant?: string;
 }
 
-/** A 64-hex-character key (SHA-256 of a canonical JSON of the inputs). */
-export function responseCacheKey(input: ResponseCacheKeyInput): string {
+/** The key: `hash` (SHA-256, hex: src/app/hashing.ts) of a canonical JSON of the inputs. */
+export function responseCacheKey(input: ResponseCacheKeyInput, hash: HashFn): string {
   const canonical = JSON.stringify([
     'meridian-response-cache/1',
     input.tenantId,
@@ -46,5 +46,5 @@ export function responseCacheKey(input: ResponseCacheKeyInput): string {
     input.context.map((t) => [t.role, t.content.trim()]),
     normaliseQuestion(input.question),
   ]);
-  return sha256Hex(canonical);
+  return hash(canonical);
 }
