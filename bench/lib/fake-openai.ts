@@ -36,6 +36,8 @@ export interface FakeResponse {
   finishReason?: string;
   /** Streams only: drop the connection after this many deltas. */
   failAfterDeltas?: number;
+  /** Streams only: wait this long between deltas (default: none, just a turn of the event loop). */
+  deltaDelayMs?: number;
   /** Drop the connection without answering. */
   destroy?: boolean;
 }
@@ -235,7 +237,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
       res.write(chunk([{ index: 0, delta: { content: words.slice(i, i + wordsPerDelta).join('') }, finish_reason: null }]));
       deltas += 1;
       // Let the client see deltas as they come, as a real service does.
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => (r.deltaDelayMs ? setTimeout(resolve, r.deltaDelayMs) : setImmediate(resolve)));
       if (res.destroyed) return;
     }
     if (r.failAfterDeltas !== undefined && deltas >= r.failAfterDeltas) {

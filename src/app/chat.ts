@@ -16,7 +16,7 @@
  * once but bumps the index version only when the indexer has removed the chunks).
  */
 import { SHARED_TENANT } from '../domain/documents';
-import type { ChatCompletion, ChatRequest } from '../domain/chat';
+import { usageOf, type ChatCompletion, type ChatRequest, type ModelInfo } from '../domain/chat';
 import { AppError, isAppError } from '../domain/errors';
 import { assemblePrompt, extractCitations, SYSTEM_RULES, type HistoryTurn } from '../domain/prompt';
 import type { ResponseCacheKeyInput } from '../domain/response-cache-key';
@@ -132,6 +132,8 @@ interface Prepared {
   cacheInput: ResponseCacheKeyInput;
   cached?: ChatCacheValue;
   request?: ChatRequest;
+  /** The prompt's tokens by the assembler's count (the model reports its own when it finishes). */
+  promptTokens?: number;
   /** chunk id → where it came from. */
   sources?: Map<string, { documentId: string; name: string }>;
 }
@@ -219,11 +221,17 @@ export function createChat(deps: ChatDeps) {
     return {
       ...base,
       sources,
+      promptTokens: prompt.tokens,
       request: { messages: prompt.messages, passages: prompt.passages, maxTokens: maxAnswerTokens },
     };
   }
 
-  async function recordUsage(p: Prepared, call: CallContext, ordinal: number, completion: ChatCompletion): Promise<void> {
+  async function recordUsage(
+    p: Prepared,
+    call: CallContext,
+    ordinal: number,
+    completion: Pick<ChatCompletion, 'model' | 'usage'>,
+  ): Promise<void> {
     const event: UsageEvent = {
       id: `${call.invocationId}:${ordinal}`,
       tenantId: p.principal.tenantId,
@@ -359,12 +367,32 @@ export function createChat(deps: ChatDeps) {
         yield { type: 'done', answer };
         return;
       }
-      for await (const event of deps.model.stream(p.request as ChatRequest)) {
-        if (event.type === 'delta') {
-          if (event.text !== '') yield { type: 'delta', text: event.text };
-        } else {
-          yield { type: 'done', answer: await settle(p, call, event.completion) };
-          return;
+      // What the model has produced so far, to account for a stream that never reaches `done`.
+      let streamed: { model: ModelInfo; text: string } | undefined;
+      let settled = false;
+      try {
+        for await (const event of deps.model.stream(p.request as ChatRequest)) {
+          if (event.type === 'delta') {
+            streamed = { model: event.model, text: (streamed?.text ?? '') + event.text };
+            if (event.text !== '') yield { type: 'delta', text: event.text };
+          } else {
+            settled = true;
+            yield { type: 'done', answer: await settle(p, call, event.completion) };
+            return;
+          }
+        }
+      } finally {
+        // The client left (return()) or the model broke off after its first delta: the
+        // deployment was still paid for the prompt and what it streamed. Recorded with the
+        // assembler's prompt count and the streamed text's tokens (the model's own usage
+        // only comes with its last chunk), under the id `done` would have used.
+        if (!settled && streamed) {
+          await recordUsage(p, call, 1, {
+            model: streamed.model,
+            usage: usageOf(p.promptTokens ?? 0, deps.countTokens(streamed.text)),
+          }).catch((err: unknown) => {
+            deps.logger.error('could not record the usage of an unfinished chat stream', { err });
+          });
         }
       }
     },

@@ -62,8 +62,12 @@ export interface ChatCompletion {
   finishReason: FinishReason;
 }
 
-/** A streamed answer: any number of `delta`s, then exactly one `done` with the whole completion. */
-export type ChatStreamEvent = { type: 'delta'; text: string } | { type: 'done'; completion: ChatCompletion };
+/**
+ * A streamed answer: any number of `delta`s, then exactly one `done` with the whole completion.
+ * Each delta names the deployment producing it, so a stream that never reaches `done` (the
+ * client left, the model broke off) can still be accounted to it.
+ */
+export type ChatStreamEvent = { type: 'delta'; text: string; model: ModelInfo } | { type: 'done'; completion: ChatCompletion };
 
 export function usageOf(promptTokens: number, completionTokens: number): ChatUsage {
   return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };

@@ -401,9 +401,11 @@ describe('chat over HTTP handlers', () => {
     expect(new Headers(limited.res.headers as Record<string, string>).get('retry-after')).toMatch(/^\d+$/);
   });
 
+  const streamingModel = { region: 'eastus', deployment: 'chat-primary', model: 'gpt-4o-mini' };
+
   it('a model failure after the first delta becomes event: error with a problem; before it, a status', async () => {
     const model = new RecordingModel(deps.chat, async function* () {
-      yield { type: 'delta', text: 'Employees receive ' };
+      yield { type: 'delta', text: 'Employees receive ', model: streamingModel };
       throw new AppError('model_unavailable', 'the deployment dropped the stream');
     });
     setDepsForTesting({ ...deps, chat: model as unknown as Deps['chat'] });
@@ -412,6 +414,16 @@ describe('chat over HTTP handlers', () => {
     expect(broken.text).toMatch(/^event: delta\n/);
     expect(broken.text).toMatch(/event: error\ndata: \{[^\n]*"code":"model_unavailable"/);
     expect(broken.text).not.toContain('event: done');
+    // The deployment was paid for the prompt and the delta it sent: both are accounted.
+    const usage = (await usageOf(deps, acme.tenantId)).find((u) => u['id'] === `${broken.invocationId}:1`);
+    expect(usage).toMatchObject({
+      userId: 'bob',
+      region: 'eastus',
+      deployment: 'chat-primary',
+      source: 'chat',
+      completionTokens: deps.countTokens('Employees receive '),
+    });
+    expect(usage?.['promptTokens']).toBeGreaterThan(deps.countTokens('Is annual leave paid?'));
 
     // A model that fails before its first delta (after the gateway's failover, as it would surface).
     model.script = () => ({
@@ -419,6 +431,65 @@ describe('chat over HTTP handlers', () => {
     });
     const before = await post({ message: 'Is parental leave paid?' }, { accept: 'text/event-stream' }, 'carol');
     expect(before.res.status).toBe(503);
+    // No delta, no answer: nothing to account (a refused or failed call is not billed).
+    expect((await usageOf(deps, acme.tenantId)).find((u) => u['id'] === `${before.invocationId}:1`)).toBeUndefined();
+  });
+
+  it('a client that leaves mid-stream still has what the model streamed accounted, once', async () => {
+    let released = false;
+    let produced = '';
+    const model = new RecordingModel(deps.chat, async function* () {
+      try {
+        for (let i = 0; i < 1000; i++) {
+          const text = `word${i} `;
+          produced += text;
+          yield { type: 'delta', text, model: streamingModel };
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        throw new Error('unreachable: the client leaves long before');
+      } finally {
+        released = true;
+      }
+    });
+    setDepsForTesting({ ...deps, chat: model as unknown as Deps['chat'] });
+    const ctx = new InvocationContext({ functionName: 'chat', invocationId: `inv-http-${++n}` });
+    const res = (await postChat(
+      new HttpRequest({
+        method: 'POST',
+        url: 'http://localhost/api/chat',
+        headers: {
+          authorization: await bearer('tenant-acme-corp', 'dora'),
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+        },
+        body: { string: JSON.stringify({ message: 'How much leave?' }) },
+      }),
+      ctx,
+    )) as HttpResponseInit;
+    const body = res.body as Readable;
+    const seen: string[] = [];
+    for await (const chunk of body) {
+      seen.push(String(chunk));
+      if (seen.length === 2) break; // leaving the loop destroys the stream, as a closed socket does
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.join('')).toContain('word1 ');
+    // The model stream was released (its connection closed) long before its end…
+    expect(released).toBe(true);
+    expect(produced).not.toContain('word999');
+    // …and what it had streamed is accounted, under the id `done` would have used.
+    const events = (await usageOf(deps, acme.tenantId)).filter((u) => String(u['id']).startsWith(`${ctx.invocationId}:`));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      id: `${ctx.invocationId}:1`,
+      userId: 'dora',
+      deployment: 'chat-primary',
+      completionTokens: deps.countTokens(produced),
+    });
+    expect(events[0]?.['completionTokens']).toBeGreaterThan(0);
+    // The conversation keeps only finished turns.
+    const stored = await deps.documents.query(CONVERSATIONS, acme.tenantId, {}, { limit: 1000 });
+    expect(JSON.stringify(stored.items)).not.toContain('How much leave?');
   });
 });
 

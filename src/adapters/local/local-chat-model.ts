@@ -167,7 +167,7 @@ export class LocalChatModel implements ChatModel {
     const pieces = completion.text.match(/\S+\s*/g) ?? [];
     for (let i = 0; i < pieces.length; i += WORDS_PER_DELTA) {
       request.signal?.throwIfAborted();
-      yield { type: 'delta', text: pieces.slice(i, i + WORDS_PER_DELTA).join('') };
+      yield { type: 'delta', text: pieces.slice(i, i + WORDS_PER_DELTA).join(''), model: this.info };
     }
     yield { type: 'done', completion };
   }

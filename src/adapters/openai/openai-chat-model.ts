@@ -167,7 +167,7 @@ export class OpenAiChatModel implements ChatModel {
       const delta = choice.delta?.content;
       if (delta) {
         text += delta;
-        yield { type: 'delta', text: delta };
+        yield { type: 'delta', text: delta, model: this.info };
       }
     }
     yield {

@@ -175,7 +175,7 @@ describe('AzureOpenAiChatModel requests', () => {
         for await (const e of azure().stream(request)) seen.push(e);
       })(),
     );
-    expect(seen).toEqual([{ type: 'delta', text: 'a b ' }]);
+    expect(seen).toEqual([{ type: 'delta', text: 'a b ', model: expect.objectContaining({ deployment: expect.any(String) }) }]);
     expect(err).toMatchObject({ code: 'model_unavailable', extensions: { transient: true } });
   });
 
