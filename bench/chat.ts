@@ -22,6 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AZURITE_GLOBAL_ACCOUNT } from '../src/adapters/local/azurite';
 import { startAzurite } from '../devhost/azurite';
+import { boundaryNodeArgs } from '../devhost/node-args';
 import { mintDevToken } from '../devhost/token';
 import { CHAT_QUESTIONS as QUESTIONS } from './lib/corpus';
 import { startFakeOpenAiProcess, waitForOutput } from './lib/fake-openai-process';
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     users: { type: 'string', default: '1200' },
     corpus: { type: 'string', default: path.resolve(ROOT, '../shared/corpus') },
     'cpu-prof': { type: 'boolean', default: false },
+    /** Extra node/V8 flags for the devhost process, space-separated, after npm start's own (`--no-single-threaded-gc` undoes that one). */
+    'node-args': { type: 'string', default: '' },
   },
 });
 const TARGET = values.target as 'devhost' | 'bare';
@@ -61,6 +64,9 @@ async function startDevhost(
       '0',
       process.execPath,
       ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/profiles')}`] : []),
+      // What npm start gives a boundary process that has one core (devhost/node-args.ts).
+      ...boundaryNodeArgs(1),
+      ...(values['node-args'] as string).split(' ').filter(Boolean),
       path.join(ROOT, 'dist/devhost/boundary.js'),
     ],
     {
@@ -223,6 +229,7 @@ async function main(): Promise<void> {
     `${JSON.stringify({
       bench: 'chat',
       target: TARGET,
+      ...(values['node-args'] ? { nodeArgs: values['node-args'] } : {}),
       rate: RATE,
       durationS: DURATION_MS / 1000,
       users: USERS,

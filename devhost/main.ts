@@ -5,10 +5,12 @@
  * leaves no child process behind.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { AZURITE_GLOBAL_ACCOUNT } from '../src/adapters/local/azurite';
 import { loadCatalog, parseServedRegions, tenantsFileSchema } from '../src/config';
 import { launchAzurite, type RunningAzurite } from './azurite';
+import { boundaryNodeArgs } from './node-args';
 import { startFrontDoor, type RunningFrontDoor } from './front-door';
 import { appRoot, loadLocalSettings } from './settings';
 import { persistClock, readPersistedClock } from './virtual-clock';
@@ -88,6 +90,7 @@ async function main(): Promise<void> {
           boundary,
           regions,
           process: fork(entry, [], {
+            execArgv: [...process.execArgv, ...boundaryNodeArgs(os.availableParallelism())],
             env: {
               ...env,
               MERIDIAN_MODE: 'local',
