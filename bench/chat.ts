@@ -50,6 +50,9 @@ const USERS = Number(values.users);
 const MODEL_MS = 200 + 20;
 const TENANT = 'tenant-acme-corp';
 
+/** Child processes to stop if the run fails half-way (a failed run must not leave servers behind). */
+const started: ChildProcess[] = [];
+
 const startFake = () => startFakeOpenAiProcess({ core: 1, chatDelayMs: 200, embeddingDelayMs: 20 });
 
 async function startDevhost(
@@ -86,6 +89,7 @@ async function startDevhost(
       },
     },
   );
+  started.push(child);
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-4000)));
   child.stderr?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-4000)));
@@ -106,6 +110,7 @@ async function startBare(fakeUrl: string): Promise<{ child: ChildProcess; port: 
   const child = spawn('taskset', ['-c', '0', process.execPath, path.join(__dirname, 'chat-bare-server.js'), fakeUrl], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.push(child);
   const m = await waitForOutput(child, /READY (\d+)/, 'bare server');
   return { child, port: Number(m[1]) };
 }
@@ -146,12 +151,14 @@ function cpuSeconds(pid: number | undefined): number {
 
 async function main(): Promise<void> {
   const fake = await startFake();
+  started.push(fake.child);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-chat-'));
   // The tenant-free shared store npm start's parent runs (here on the load generator's core).
   const globalBlob =
     TARGET === 'devhost'
       ? await startAzurite({ account: AZURITE_GLOBAL_ACCOUNT, location: path.join(dataDir, 'global', 'blob') })
       : undefined;
+  if (globalBlob) started.push(globalBlob.child);
   const server =
     TARGET === 'bare' || !globalBlob ? await startBare(fake.url) : await startDevhost(fake.url, dataDir, globalBlob.url);
   const base = `http://127.0.0.1:${server.port}`;
@@ -252,5 +259,6 @@ async function main(): Promise<void> {
 
 void main().catch((err: unknown) => {
   process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  for (const child of started) child.kill('SIGTERM');
   process.exit(1);
 });
