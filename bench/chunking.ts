@@ -8,16 +8,13 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/chunking.js [rounds]
  */
 import { toIndexedChunk } from '../src/app/indexer';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { LocalSearchIndex } from '../src/adapters/local/search-index';
 import { LocalTextExtractor } from '../src/adapters/local/text-extractor';
 import { countTokens } from '../src/adapters/local/token-counter';
 import { chunkDocument } from '../src/domain/chunking';
 import { corpusFiles, unitVector } from './lib/corpus';
 import { prng } from './lib/prng';
+import { openTempSearchIndex } from './lib/search-fixture';
 import { machine } from './lib/stats';
 
 const DIMS = 512;
@@ -29,12 +26,7 @@ async function main(): Promise<void> {
   const rand = prng(7);
   const vectors = Array.from({ length: 1024 }, () => unitVector(rand, DIMS));
   const extractor = new LocalTextExtractor();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-chunking-'));
-  const index = new LocalSearchIndex({
-    file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'),
-    name: 'meridian-eastus',
-    dimensions: DIMS,
-  });
+  const { index, remove } = openTempSearchIndex('meridian-bench-chunking-', DIMS);
   try {
     // Chunking alone (extract + chunk).
     let chunks = 0;
@@ -83,8 +75,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    index.close();
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }
 

@@ -13,14 +13,11 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/search-cpu.js [corpus|<chunks>] [rounds]
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { LocalSearchIndex } from '../src/adapters/local/search-index';
 import { SHARED_TENANT, type SearchQuery } from '../src/ports/search-index';
 import { CHAT_QUESTIONS, corpusSentences, unitVector } from './lib/corpus';
 import { prng } from './lib/prng';
-import { buildCorpusIndex, buildSyntheticIndex, QUERY_TENANT } from './lib/search-fixture';
+import { buildCorpusIndex, buildSyntheticIndex, openTempSearchIndex, QUERY_TENANT } from './lib/search-fixture';
 import { machine } from './lib/stats';
 
 const DIMS = 512;
@@ -29,12 +26,7 @@ async function main(): Promise<void> {
   const layout = process.argv[2] ?? 'corpus';
   const rounds = Number(process.argv[3] ?? 7);
   const rand = prng(42);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-bench-search-cpu-'));
-  const index = new LocalSearchIndex({
-    file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'),
-    name: 'meridian-eastus',
-    dimensions: DIMS,
-  });
+  const { index, remove } = openTempSearchIndex('meridian-bench-search-cpu-', DIMS);
   try {
     let texts: string[];
     let callsPerRound: number;
@@ -102,8 +94,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    index.close();
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }
 

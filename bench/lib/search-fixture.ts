@@ -2,12 +2,36 @@
  * Search indexes for the retrieval benchmarks, built the same way by every benchmark that
  * needs one so their figures describe the same data.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { toIndexedChunk } from '../../src/app/indexer';
+import { LocalSearchIndex } from '../../src/adapters/local/search-index';
 import { LocalTextExtractor } from '../../src/adapters/local/text-extractor';
 import { countTokens } from '../../src/adapters/local/token-counter';
 import { chunkDocument } from '../../src/domain/chunking';
 import { SHARED_TENANT, type IndexedChunk, type SearchIndex } from '../../src/ports/search-index';
 import { corpusFiles, unitVector } from './corpus';
+
+/**
+ * A LocalSearchIndex named `meridian-eastus` in a new temporary folder, in the file devhost
+ * would use for it; `remove()` closes it and deletes the folder.
+ */
+export function openTempSearchIndex(prefix: string, dimensions: number): { index: LocalSearchIndex; remove(): void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const index = new LocalSearchIndex({
+    file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'),
+    name: 'meridian-eastus',
+    dimensions,
+  });
+  return {
+    index,
+    remove() {
+      index.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** The querying tenant of both layouts. */
 export const QUERY_TENANT = 'tenant-query';

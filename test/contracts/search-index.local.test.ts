@@ -3,22 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keywordTerms, LocalSearchIndex } from '../../src/adapters/local/search-index';
+import { openTempSearchIndex } from '../../bench/lib/search-fixture';
 import { chunk, CONTRACT_DIMENSIONS, runSearchIndexContract } from './search-index.contract';
 
 runSearchIndexContract('LocalSearchIndex', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-search-'));
-  const index = new LocalSearchIndex({
-    file: LocalSearchIndex.pathFor(dir, 'us', 'meridian-eastus'),
-    name: 'meridian-eastus',
-    dimensions: CONTRACT_DIMENSIONS,
-  });
-  return {
-    index,
-    async cleanup() {
-      index.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const { index, remove } = openTempSearchIndex('meridian-search-', CONTRACT_DIMENSIONS);
+  return { index, cleanup: async () => remove() };
 });
 
 describe('LocalSearchIndex specifics', () => {

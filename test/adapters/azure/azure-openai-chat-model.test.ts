@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { AZURE_OPENAI_API_VERSION, AzureOpenAiChatModel } from '../../../src/adapters/azure/azure-openai-chat-model';
 import { OpenAiCompatibleChatModel } from '../../../src/adapters/openai/openai-chat-model';
 import type { ChatModel, ChatRequest, ChatStreamEvent } from '../../../src/ports/chat-model';
-import { AppError } from '../../../src/domain/errors';
+import { appErrorOf } from '../../helpers/errors';
 import { useFakeOpenAi } from '../../helpers/fake-openai';
 
 const fakeServer = useFakeOpenAi();
@@ -33,16 +33,6 @@ function azure(extra: { credential?: TokenCredential } = {}): AzureOpenAiChatMod
     ...(extra.credential ? { credential: extra.credential } : { apiKey: 'test-key' }),
     timeoutMs: 5_000,
   });
-}
-
-async function failure(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AppError) return err;
-    throw err;
-  }
-  throw new Error('expected a failure');
 }
 
 async function drain(model: ChatModel, req: ChatRequest): Promise<ChatStreamEvent[]> {
@@ -123,21 +113,24 @@ describe('AzureOpenAiChatModel requests', () => {
 
   it('429: one request (no SDK retry), rate_limited with retry-after-ms preferred', async () => {
     fakeServer().enqueue('acct/chat', { status: 429, headers: { 'retry-after-ms': '1500', 'retry-after': '30' } });
-    const err = await failure(azure().complete(request));
+    const err = await appErrorOf(azure().complete(request));
     expect(err).toMatchObject({ code: 'rate_limited', retryAfterSeconds: 2, extensions: { retryAfterMs: 1500 } });
     fakeServer().enqueue('acct/chat', { status: 429, headers: { 'retry-after': '4' } });
-    expect(await failure(azure().complete(request))).toMatchObject({ retryAfterSeconds: 4, extensions: { retryAfterMs: 4000 } });
+    expect(await appErrorOf(azure().complete(request))).toMatchObject({
+      retryAfterSeconds: 4,
+      extensions: { retryAfterMs: 4000 },
+    });
     expect(fakeServer().requests).toHaveLength(2);
   });
 
   it('5xx, timeouts and dropped connections are transient model_unavailable, asked once', async () => {
     fakeServer().enqueue('acct/chat', { status: 503 });
-    expect(await failure(azure().complete(request))).toMatchObject({
+    expect(await appErrorOf(azure().complete(request))).toMatchObject({
       code: 'model_unavailable',
       extensions: { transient: true },
     });
     fakeServer().enqueue('acct/chat', { destroy: true });
-    expect(await failure(azure().complete(request))).toMatchObject({
+    expect(await appErrorOf(azure().complete(request))).toMatchObject({
       code: 'model_unavailable',
       extensions: { transient: true },
     });
@@ -150,7 +143,7 @@ describe('AzureOpenAiChatModel requests', () => {
       apiKey: 'k',
       timeoutMs: 100,
     });
-    expect(await failure(slow.complete(request))).toMatchObject({
+    expect(await appErrorOf(slow.complete(request))).toMatchObject({
       code: 'model_unavailable',
       message: expect.stringMatching(/timed out/),
     });
@@ -159,18 +152,18 @@ describe('AzureOpenAiChatModel requests', () => {
 
   it('400 content filter is validation_failed, not transient; 401 is internal', async () => {
     fakeServer().enqueue('acct/chat', { status: 400, errorCode: 'content_filter' });
-    const filtered = await failure(azure().complete(request));
+    const filtered = await appErrorOf(azure().complete(request));
     expect(filtered.code).toBe('validation_failed');
     expect(filtered.message).toMatch(/content filter/);
     expect(filtered.extensions).toEqual({});
     fakeServer().enqueue('acct/chat', { status: 401 });
-    expect((await failure(azure().complete(request))).code).toBe('internal');
+    expect((await appErrorOf(azure().complete(request))).code).toBe('internal');
   });
 
   it('a stream that breaks mid-answer fails with a transient error after its deltas', async () => {
     fakeServer().enqueue('acct/chat', { text: 'a b c d e f', failAfterDeltas: 1 });
     const seen: ChatStreamEvent[] = [];
-    const err = await failure(
+    const err = await appErrorOf(
       (async () => {
         for await (const e of azure().stream(request)) seen.push(e);
       })(),
@@ -207,7 +200,7 @@ describe('OpenAiCompatibleChatModel requests', () => {
     expect(out.usage.totalTokens).toBe(7);
 
     fakeServer().enqueue('llama3.2', { status: 429, headers: { 'retry-after': '2' } });
-    expect(await failure(model.complete({ messages: [{ role: 'user', content: 'Hello' }] }))).toMatchObject({
+    expect(await appErrorOf(model.complete({ messages: [{ role: 'user', content: 'Hello' }] }))).toMatchObject({
       code: 'rate_limited',
       retryAfterSeconds: 2,
     });
