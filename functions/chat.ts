@@ -37,6 +37,7 @@ function useCase(): Chat {
         budget: deps.budget,
         tenantOf: (id) => deps.directory.byTenantId(id),
         newId: randomUUID,
+        ...(deps.blobs ? { blobs: deps.blobs } : {}),
       }),
     };
   }

@@ -1,4 +1,5 @@
 import { app, type InvocationContext } from '@azure/functions';
+import { replayUsageOutbox } from '../src/app/usage-events';
 import { createUsageLedger } from '../src/app/usage-ledger';
 import { getDeps } from '../src/composition';
 
@@ -28,3 +29,20 @@ app.cosmosDB('usageLedger', {
   startFromBeginning: true,
   handler: usageLedger,
 });
+
+/**
+ * Every minute: usage events that the `usage` container could not take when they happened
+ * (parked in the boundary's `usage-outbox` blob container) are stored now (src/app/usage-events.ts).
+ */
+export async function usageOutbox(): Promise<void> {
+  const deps = getDeps();
+  if (!deps.blobs) return; // no blob account (a local run without Azurite): nothing can have been parked
+  const stats = await replayUsageOutbox(
+    { documents: deps.documents, blobs: deps.blobs, logger: deps.logger },
+    (tenantId) => deps.directory.byTenantId(tenantId)?.boundary === deps.config.boundary,
+  );
+  if (stats.stored || stats.duplicates || stats.rejected || stats.remaining)
+    deps.logger.info('usage outbox replayed', { ...stats });
+}
+
+app.timer('usageOutbox', { schedule: '0 * * * * *', handler: usageOutbox });

@@ -109,8 +109,8 @@ param containers containerType[]
 
 param modelDeployments modelDeploymentType[]
 
-@description('Blob containers of each boundary storage account (tenant documents).')
-param boundaryBlobContainers string[] = ['documents']
+@description('Blob containers of each boundary storage account (tenant documents; usage events parked while Cosmos DB refuses them).')
+param boundaryBlobContainers string[] = ['documents', 'usage-outbox']
 
 @description('Blob container of the global shared-documents account.')
 param sharedBlobContainer string = 'shared'

@@ -21,6 +21,7 @@ import { AppError, isAppError } from '../domain/errors';
 import { assemblePrompt, extractCitations, SYSTEM_RULES, type HistoryTurn } from '../domain/prompt';
 import type { ResponseCacheKeyInput } from '../domain/response-cache-key';
 import type { Principal, Tenant } from '../domain/tenancy';
+import type { BlobStore } from '../ports/blob-store';
 import type { BudgetGuard } from '../ports/budget';
 import type { ChatModel } from '../ports/chat-model';
 import type { Clock } from '../ports/clock';
@@ -31,6 +32,7 @@ import { INDEX_VERSION_ID } from './indexer';
 import type { RateLimiter } from './rate-limiter';
 import type { CachedAnswer, ResponseCache } from './response-cache';
 import { catalogRowOf, type Retrieval } from './search';
+import { recordUsage as recordUsageEvent } from './usage-events';
 
 export const CONVERSATIONS = 'conversations';
 export const USAGE = 'usage';
@@ -105,6 +107,8 @@ export interface ChatDeps {
   budget: BudgetGuard;
   tenantOf: (tenantId: string) => Tenant | undefined;
   newId: () => string;
+  /** The boundary's blob account: the usage outbox when `usage` cannot take an event. */
+  blobs?: BlobStore;
   options?: {
     /** Passages retrieved per question (default 5). */
     top?: number;
@@ -226,29 +230,15 @@ export function createChat(deps: ChatDeps) {
     };
   }
 
+  /** The usage event of this request's model call (retried, else parked in the outbox: usage-events.ts). */
   async function recordUsage(
     p: Prepared,
     call: CallContext,
     ordinal: number,
     completion: Pick<ChatCompletion, 'model' | 'usage'>,
   ): Promise<void> {
-    const event: UsageEvent = {
-      id: `${call.invocationId}:${ordinal}`,
-      tenantId: p.principal.tenantId,
-      userId: p.principal.userId,
-      requestId: call.requestId,
-      region: completion.model.region,
-      deployment: completion.model.deployment,
-      source: 'chat',
-      promptTokens: completion.usage.promptTokens,
-      completionTokens: completion.usage.completionTokens,
-      at: iso(),
-    };
-    try {
-      await deps.documents.create(USAGE, event);
-    } catch (err) {
-      if (!isAppError(err, 'conflict')) throw err; // conflict: this call's event is already stored
-    }
+    const ctx = { ...call, tenantId: p.principal.tenantId, userId: p.principal.userId, source: 'chat' as const };
+    await recordUsageEvent(deps, ctx, ordinal, completion);
   }
 
   async function persist(p: Prepared, answer: ChatAnswer, answerTokens: number): Promise<void> {

@@ -29,6 +29,7 @@ import {
 import { instanceIdFor } from '../domain/instance-ids';
 import { sha256Hex } from './hashing';
 import type { Principal } from '../domain/tenancy';
+import type { BlobStore } from '../ports/blob-store';
 import type { ChatModel } from '../ports/chat-model';
 import type { Clock } from '../ports/clock';
 import type { DocumentStore, Item, Stored } from '../ports/document-store';
@@ -96,6 +97,8 @@ export interface EvaluationDeps {
   logger: Logger;
   reasoning?: ChatModel;
   evaluator?: 'model' | 'local-heuristic';
+  /** The boundary's blob account: the usage outbox (usage-events.ts). */
+  blobs?: BlobStore;
 }
 
 const criterionDocId = (evaluationId: string, criterionId: string): string => `${evaluationId}:criterion:${criterionId}`;

@@ -29,6 +29,7 @@ import type { ChatModel } from '../ports/chat-model';
 import type { Clock } from '../ports/clock';
 import type { DocumentStore, Item, Stored } from '../ports/document-store';
 import type { Logger } from '../ports/logger';
+import type { BlobStore } from '../ports/blob-store';
 import type { Orchestrations } from '../ports/orchestrations';
 import type { Config } from '../config';
 import { createEvaluations, EVALUATIONS_CONTAINER, type EvaluationDoc } from './evaluations';
@@ -90,6 +91,8 @@ export interface SessionDeps {
   clock: Clock;
   chat: ChatModel;
   logger: Logger;
+  /** The boundary's blob account: the usage outbox (usage-events.ts). */
+  blobs?: BlobStore;
 }
 
 export interface CallContext {

@@ -18,6 +18,8 @@ import type { ChatModel } from '../../src/ports/chat-model';
 import type { SearchIndex } from '../../src/ports/search-index';
 import { setDepsForTesting, type Deps } from '../../src/composition';
 import { bearer } from '../helpers/tokens';
+import { MemoryBlobStore, withUsageOutage } from '../helpers/memory-blobs';
+import { outboxNameOf, USAGE_OUTBOX_CONTAINER } from '../../src/app/usage-events';
 import { testDeps } from '../helpers/deps';
 
 const acme: Principal = { tenantId: 'tenant-acme-corp', userId: 'alice', roles: [], boundary: 'us' };
@@ -136,6 +138,25 @@ describe('chat use case', () => {
     ]);
   }, 60_000);
   afterEach(() => setDepsForTesting(deps));
+
+  it('answers even when the usage container refuses the event: it is parked in the outbox, not lost', async () => {
+    const blobs = new MemoryBlobStore();
+    const chat = build(deps, deps.chat, { documents: withUsageOutage(deps.documents, { failures: 99 }), blobs });
+    const c = call();
+    const out = await chat.ask(acme, { message: 'How much parental leave is there?' }, c);
+    expect(out.answer).toContain('20 weeks');
+    expect((await usageOf(deps, acme.tenantId)).some((u) => u['id'] === `${c.invocationId}:1`)).toBe(false);
+    const parked = await blobs.get(USAGE_OUTBOX_CONTAINER, outboxNameOf(`${c.invocationId}:1`));
+    expect(JSON.parse(parked!.bytes.toString())).toMatchObject({
+      tenantId: acme.tenantId,
+      userId: 'alice',
+      source: 'chat',
+      promptTokens: out.usage.promptTokens,
+      completionTokens: out.usage.completionTokens,
+    });
+    // The conversation was stored as usual.
+    expect(await deps.documents.read(CONVERSATIONS, acme.tenantId, out.conversationId)).toBeDefined();
+  });
 
   it('answers with citations of the retrieved chunk, writes one usage event and stores the conversation', async () => {
     const model = new RecordingModel(deps.chat);
