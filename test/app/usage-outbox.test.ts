@@ -21,6 +21,7 @@ import {
 import { USAGE_CONTAINER } from '../../src/app/usage-ledger';
 import { loadCatalog, loadConfig } from '../../src/config';
 import type { BlobStore } from '../../src/ports/blob-store';
+import type { DocumentStore } from '../../src/ports/document-store';
 import { appErrorOf } from '../helpers/errors';
 import { MemoryBlobStore, withUsageOutage } from '../helpers/memory-blobs';
 import { usageEvent } from '../support/usage-events';
@@ -62,6 +63,12 @@ describe('usage events survive a usage container that refuses them', () => {
   });
 
   const stored = (tenantId: string, id: string) => store.read(USAGE_CONTAINER, tenantId, id);
+  const replay = (blobs: BlobStore, documents: DocumentStore = store) =>
+    replayUsageOutbox({ documents, blobs, logger }, belongsToUs);
+  const NOTHING_LEFT = { stored: 0, duplicates: 0, rejected: 0, remaining: 0 };
+  /** A blob in the outbox as something (or someone) put it there. */
+  const park = (blobs: BlobStore, name: string, body: string) =>
+    blobs.put(USAGE_OUTBOX_CONTAINER, name, Buffer.from(body), { contentType: 'application/json', metadata: {} });
 
   it('retries a failed write, and a write that succeeds on retry is simply stored', async () => {
     slept.length = 0;
@@ -96,44 +103,26 @@ describe('usage events survive a usage container that refuses them', () => {
     expect(logs.some((l) => l['message'] === 'usage container unavailable; usage event parked in the outbox')).toBe(true);
 
     // Still down: the replay keeps the blob for the next run.
-    expect(await replayUsageOutbox({ documents: deps.documents, blobs, logger }, belongsToUs)).toEqual({
-      stored: 0,
-      duplicates: 0,
-      rejected: 0,
-      remaining: 1,
-    });
+    expect(await replay(blobs, deps.documents)).toEqual({ ...NOTHING_LEFT, remaining: 1 });
     expect(await blobs.get(USAGE_OUTBOX_CONTAINER, outboxNameOf('inv-park:1'))).toBeDefined();
 
     outage.failures = 0;
-    expect(await replayUsageOutbox({ documents: deps.documents, blobs, logger }, belongsToUs)).toEqual({
-      stored: 1,
-      duplicates: 0,
-      rejected: 0,
-      remaining: 0,
-    });
+    expect(await replay(blobs, deps.documents)).toEqual({ ...NOTHING_LEFT, stored: 1 });
     expect(await stored('tenant-acme-corp', 'inv-park:1')).toMatchObject({
       id: 'inv-park:1',
       userId: 'alice',
       at: '2030-01-15T10:00:00.000Z',
     });
     expect(blobs.containers.get(USAGE_OUTBOX_CONTAINER)?.size).toBe(0);
-    expect(await replayUsageOutbox({ documents: store, blobs, logger }, belongsToUs)).toEqual({
-      stored: 0,
-      duplicates: 0,
-      rejected: 0,
-      remaining: 0,
-    });
+    expect(await replay(blobs)).toEqual(NOTHING_LEFT);
   });
 
   it('an event stored meanwhile (the write landed but its answer was lost) is not counted twice', async () => {
     const blobs = new MemoryBlobStore([USAGE_OUTBOX_CONTAINER]);
     const e = usageEvent({ id: 'inv-dup:1' });
     await store.create(USAGE_CONTAINER, e);
-    await blobs.put(USAGE_OUTBOX_CONTAINER, outboxNameOf(e.id), Buffer.from(JSON.stringify(e)), {
-      contentType: 'application/json',
-      metadata: {},
-    });
-    expect(await replayUsageOutbox({ documents: store, blobs, logger }, belongsToUs)).toMatchObject({ stored: 0, duplicates: 1 });
+    await park(blobs, outboxNameOf(e.id), JSON.stringify(e));
+    expect(await replay(blobs)).toMatchObject({ stored: 0, duplicates: 1 });
     expect(blobs.containers.get(USAGE_OUTBOX_CONTAINER)?.size).toBe(0);
     // And a direct write of an already stored event says so instead of failing.
     expect(await storeUsageEvent({ documents: store, clock, blobs, sleep }, e)).toBe('duplicate');
@@ -141,14 +130,12 @@ describe('usage events survive a usage container that refuses them', () => {
 
   it('moves blobs that are not a valid event of this boundary under rejected/ with the reason, and skips them after', async () => {
     const blobs = new MemoryBlobStore([USAGE_OUTBOX_CONTAINER]);
-    const put = (name: string, body: string) =>
-      blobs.put(USAGE_OUTBOX_CONTAINER, name, Buffer.from(body), { contentType: 'application/json', metadata: {} });
     const euTenant = tenants.find((t) => t.boundary === 'eu')!.tenantId;
-    await put('a.json', '{not json');
-    await put('b.json', JSON.stringify({ ...usageEvent(), promptTokens: -5 }));
-    await put('c.json', JSON.stringify(usageEvent({ id: 'inv-eu:1', tenantId: euTenant })));
-    await put('d.json', JSON.stringify(usageEvent({ id: 'inv-ok:1' })));
-    const stats = await replayUsageOutbox({ documents: store, blobs, logger }, belongsToUs);
+    await park(blobs, 'a.json', '{not json');
+    await park(blobs, 'b.json', JSON.stringify({ ...usageEvent(), promptTokens: -5 }));
+    await park(blobs, 'c.json', JSON.stringify(usageEvent({ id: 'inv-eu:1', tenantId: euTenant })));
+    await park(blobs, 'd.json', JSON.stringify(usageEvent({ id: 'inv-ok:1' })));
+    const stats = await replay(blobs);
     expect(stats).toEqual({ stored: 1, duplicates: 0, rejected: 3, remaining: 0 });
     const left = blobs.containers.get(USAGE_OUTBOX_CONTAINER)!;
     expect([...left.keys()].sort()).toEqual([`${REJECTED_PREFIX}a.json`, `${REJECTED_PREFIX}b.json`, `${REJECTED_PREFIX}c.json`]);
@@ -157,12 +144,7 @@ describe('usage events survive a usage container that refuses them', () => {
     expect(left.get(`${REJECTED_PREFIX}c.json`)?.metadata['reason']).toBe(`tenant ${euTenant} does not belong to this boundary`);
     expect(await store.read(USAGE_CONTAINER, euTenant, 'inv-eu:1')).toBeUndefined();
     expect(await stored('tenant-acme-corp', 'inv-ok:1')).toBeDefined();
-    expect(await replayUsageOutbox({ documents: store, blobs, logger }, belongsToUs)).toEqual({
-      stored: 0,
-      duplicates: 0,
-      rejected: 0,
-      remaining: 0,
-    });
+    expect(await replay(blobs)).toEqual(NOTHING_LEFT);
   });
 
   it('fails (and logs the whole event) only when the outbox cannot take it either; a malformed event is not parked', async () => {
@@ -218,7 +200,7 @@ describe('usage events survive a usage container that refuses them', () => {
     for await (const b of blobs.list(USAGE_OUTBOX_CONTAINER)) names.push(b.name);
     expect(names).toEqual([outboxNameOf('inv-azurite:3')]);
     outage.failures = 0;
-    expect(await replayUsageOutbox({ documents, blobs, logger }, belongsToUs)).toMatchObject({ stored: 1, remaining: 0 });
+    expect(await replay(blobs, documents)).toMatchObject({ stored: 1, remaining: 0 });
     expect(await stored('tenant-acme-corp', 'inv-azurite:3')).toMatchObject({ promptTokens: 120 });
     names.length = 0;
     for await (const b of blobs.list(USAGE_OUTBOX_CONTAINER)) names.push(b.name);
