@@ -38,6 +38,11 @@ export const USAGE_OUTBOX_CONTAINER = 'usage-outbox';
 export const REJECTED_PREFIX = 'rejected/';
 /** Back-off between attempts to store an event (3 attempts; the request waits ≤ 0.3 s more). */
 export const USAGE_RETRY_DELAYS_MS = [50, 250] as const;
+/**
+ * How long parking an event may take, the blob SDK's retries included: a user is waiting for
+ * the answer, and the SDK's own policy would keep a refused connection going ~16 s.
+ */
+export const OUTBOX_TIMEOUT_MS = 3000;
 
 export interface UsageWriterDeps {
   documents: DocumentStore;
@@ -126,17 +131,20 @@ export async function storeUsageEvent(deps: UsageWriterDeps, event: UsageEvent):
 }
 
 async function putOutbox(blobs: BlobStore, event: UsageEvent): Promise<void> {
+  const until = Date.now() + OUTBOX_TIMEOUT_MS;
+  const timeoutMs = () => Math.max(1, until - Date.now());
   const put = () =>
     blobs.put(USAGE_OUTBOX_CONTAINER, outboxNameOf(event.id), Buffer.from(JSON.stringify(event)), {
       contentType: 'application/json',
       metadata: { schema: '1' },
+      timeoutMs: timeoutMs(),
     });
   try {
     await put();
   } catch (err) {
     // Azure's infra creates the container; a local account gets it on first use.
     if (!isAppError(err, 'not_found')) throw err;
-    await blobs.ensureContainer(USAGE_OUTBOX_CONTAINER);
+    await blobs.ensureContainer(USAGE_OUTBOX_CONTAINER, { timeoutMs: timeoutMs() });
     await put();
   }
 }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { ManualClock } from '../../src/adapters/local/clock';
 import { SqliteDocumentStore } from '../../src/adapters/local/sqlite-document-store';
 import { createJsonLogger } from '../../src/app/logging';
 import {
+  OUTBOX_TIMEOUT_MS,
   outboxNameOf,
   recordUsage,
   REJECTED_PREFIX,
@@ -206,4 +208,35 @@ describe('usage events survive a usage container that refuses them', () => {
     for await (const b of blobs.list(USAGE_OUTBOX_CONTAINER)) names.push(b.name);
     expect(names).toEqual([]);
   }, 60_000);
+
+  it('a blob account that takes connections but never answers fails the write in OUTBOX_TIMEOUT_MS, not in the SDK retry policy time', async () => {
+    // Accepts and holds every connection: the way a hung storage front end looks to a client.
+    const held: net.Socket[] = [];
+    const blackHole = net.createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    const port = (blackHole.address() as net.AddressInfo).port;
+    try {
+      const blobs = AzureBlobStore.withAccountKey(`http://127.0.0.1:${port}/meridianus`, 'meridianus', AZURITE_DEV_KEY);
+      logs.length = 0;
+      const started = Date.now();
+      const err = await appErrorOf(
+        recordUsage(
+          { documents: withUsageOutage(store, { failures: 99 }), clock, logger, blobs, sleep },
+          { ...ctx, invocationId: 'inv-hung' },
+          1,
+          completion,
+        ),
+      );
+      const waited = Date.now() - started;
+      expect(err.code).toBe('unavailable');
+      expect(waited).toBeGreaterThanOrEqual(OUTBOX_TIMEOUT_MS - 50);
+      expect(waited).toBeLessThan(OUTBOX_TIMEOUT_MS + 2000);
+      const entry = logs.find((l) => l['level'] === 'error');
+      expect(entry?.['event']).toMatchObject({ id: 'inv-hung:1', promptTokens: 120 });
+      expect(JSON.stringify(entry?.['outboxErr'])).toContain('did not answer in time');
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => blackHole.close(() => resolve()));
+    }
+  }, 20_000);
 });

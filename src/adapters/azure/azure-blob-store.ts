@@ -7,6 +7,9 @@ const unquote = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '')
 
 function translate(err: unknown, what: string): AppError {
   if (err instanceof AppError) return err;
+  if (err instanceof Error && err.name === 'AbortError') {
+    return new AppError('unavailable', `${what}: storage did not answer in time`, { cause: err });
+  }
   if (err instanceof RestError) {
     if (err.statusCode === 404) return new AppError('not_found', `${what}: not found`, { cause: err });
     if (err.statusCode === 409) return new AppError('conflict', `${what}: conflict`, { cause: err });
@@ -17,6 +20,14 @@ function translate(err: unknown, what: string): AppError {
     }
   }
   return new AppError('unavailable', `${what}: storage failed`, { cause: err });
+}
+
+/**
+ * An abort signal for a call bounded in time: aborting also ends the SDK's retry policy
+ * (by default 4 tries with back-off from 4 s, which keeps a refused connection going ~16 s).
+ */
+function deadline(timeoutMs: number | undefined): { abortSignal?: AbortSignal } {
+  return timeoutMs === undefined ? {} : { abortSignal: AbortSignal.timeout(timeoutMs) };
 }
 
 /**
@@ -48,12 +59,21 @@ export class AzureBlobStore implements BlobStore {
     return this.account;
   }
 
-  async put(container: string, name: string, bytes: Buffer, options: { contentType: string; metadata: Record<string, string> }) {
+  async put(
+    container: string,
+    name: string,
+    bytes: Buffer,
+    options: { contentType: string; metadata: Record<string, string>; timeoutMs?: number },
+  ) {
     try {
       const res = await this.client
         .getContainerClient(container)
         .getBlockBlobClient(name)
-        .uploadData(bytes, { blobHTTPHeaders: { blobContentType: options.contentType }, metadata: options.metadata });
+        .uploadData(bytes, {
+          blobHTTPHeaders: { blobContentType: options.contentType },
+          metadata: options.metadata,
+          ...deadline(options.timeoutMs),
+        });
       return { etag: unquote(res.etag) };
     } catch (err) {
       throw translate(err, `blob ${container}/${name}`);
@@ -126,9 +146,9 @@ export class AzureBlobStore implements BlobStore {
     }
   }
 
-  async ensureContainer(container: string): Promise<void> {
+  async ensureContainer(container: string, options: { timeoutMs?: number } = {}): Promise<void> {
     try {
-      await this.client.getContainerClient(container).createIfNotExists();
+      await this.client.getContainerClient(container).createIfNotExists(deadline(options.timeoutMs));
     } catch (err) {
       throw translate(err, `container ${container}`);
     }
