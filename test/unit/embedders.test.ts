@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureOpenAiEmbedder, retryAfterSeconds } from '../../src/adapters/azure/azure-openai-embedder';
 import { SqliteEmbeddingCache } from '../../src/adapters/local/sqlite-embedding-cache';
@@ -106,6 +107,55 @@ describe('createCachedEmbedder over SqliteEmbeddingCache', () => {
     const broken = { getMany: () => Promise.reject(new Error('down')), putMany: () => Promise.reject(new Error('down')) };
     const v = await createCachedEmbedder(inner, broken).embed(['x']);
     expect(v).toHaveLength(1);
+  });
+});
+
+describe('SqliteEmbeddingCache is bounded', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-embcache-bound-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const vec = (n: number) => Float32Array.of(n, 0, 0);
+  const put = (cache: SqliteEmbeddingCache, from: number, to: number) =>
+    cache.putMany(Array.from({ length: to - from }, (_, i) => ({ key: `k${from + i}`, vector: vec(from + i) })));
+
+  it('past maxEntries evicts the oldest-stored tenth; the newest stay, and a re-put key keeps its place', async () => {
+    const cache = new SqliteEmbeddingCache(path.join(dir, 'a.sqlite'), { maxEntries: 50 });
+    await put(cache, 0, 50);
+    expect(cache.size()).toBe(50);
+    await put(cache, 0, 10); // already there: nothing stored, nothing evicted
+    expect(cache.size()).toBe(50);
+    await put(cache, 50, 51);
+    expect(cache.size()).toBe(45);
+    const got = await cache.getMany(Array.from({ length: 51 }, (_, i) => `k${i}`));
+    expect([...got.keys()].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))).toEqual(
+      Array.from({ length: 45 }, (_, i) => `k${i + 6}`),
+    );
+    expect(Array.from(got.get('k50') as Float32Array)).toEqual([50, 0, 0]);
+    cache.close();
+
+    // Reopened, it goes on from where it was: older entries still go first.
+    const again = new SqliteEmbeddingCache(path.join(dir, 'a.sqlite'), { maxEntries: 50 });
+    await put(again, 100, 106);
+    expect(again.size()).toBe(45);
+    expect([...(await again.getMany(['k6', 'k11', 'k12', 'k105'])).keys()].sort()).toEqual(['k105', 'k12']);
+    again.close();
+  });
+
+  it('opens a file written before the bound existed (no insertion order): its entries are evicted first', async () => {
+    const file = path.join(dir, 'old.sqlite');
+    const legacy = new Database(file);
+    legacy.exec('CREATE TABLE embeddings (key TEXT PRIMARY KEY, dims INTEGER NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID');
+    const ins = legacy.prepare('INSERT INTO embeddings (key, dims, vector) VALUES (?, 3, ?)');
+    for (let i = 0; i < 10; i++) ins.run(`old${i}`, Buffer.from(vec(i).buffer));
+    legacy.close();
+    const cache = new SqliteEmbeddingCache(file, { maxEntries: 10 });
+    expect(Array.from((await cache.getMany(['old3'])).get('old3') as Float32Array)).toEqual([3, 0, 0]);
+    await put(cache, 0, 1);
+    expect(cache.size()).toBe(9);
+    expect((await cache.getMany(['k0'])).size).toBe(1);
+    cache.close();
   });
 });
 
