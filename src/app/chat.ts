@@ -18,7 +18,7 @@
 import { SHARED_TENANT } from '../domain/documents';
 import { usageOf, type ChatCompletion, type ChatRequest, type ModelInfo } from '../domain/chat';
 import { AppError, isAppError } from '../domain/errors';
-import { assemblePrompt, extractCitations, SYSTEM_RULES, type HistoryTurn } from '../domain/prompt';
+import { assemblePrompt, extractCitations, SYSTEM_RULES, USER_MESSAGE_FRAME, type HistoryTurn } from '../domain/prompt';
 import type { ResponseCacheKeyInput } from '../domain/response-cache-key';
 import type { Principal, Tenant } from '../domain/tenancy';
 import type { BlobStore } from '../ports/blob-store';
@@ -147,7 +147,8 @@ export function createChat(deps: ChatDeps) {
   const maxPromptTokens = deps.options?.maxPromptTokens ?? 6000;
   const maxHistoryTokens = deps.options?.maxHistoryTokens ?? 2000;
   const maxAnswerTokens = deps.options?.maxAnswerTokens ?? 800;
-  const rulesTokens = deps.countTokens(SYSTEM_RULES);
+  // Constant parts of every prompt, counted once per process.
+  const constantTokens = [SYSTEM_RULES, USER_MESSAGE_FRAME].map((text) => [text, deps.countTokens(text)] as const);
   const iso = () => new Date(deps.clock.now()).toISOString();
 
   async function indexVersion(partition: string): Promise<number> {
@@ -211,8 +212,9 @@ export function createChat(deps: ChatDeps) {
     }
 
     const hits = await deps.retrieval.search(principal.tenantId, question, top);
-    // History turns were counted when stored; the rules once per process; only the question is new.
-    const known = new Map<string, number>([[SYSTEM_RULES, rulesTokens]]);
+    // History turns were counted when stored, the constant parts once per process, the
+    // question above: nothing is tokenized twice.
+    const known = new Map<string, number>(constantTokens);
     for (const m of conversation?.messages ?? []) known.set(m.content, m.tokens);
     const prompt = assemblePrompt({
       question,
@@ -220,6 +222,7 @@ export function createChat(deps: ChatDeps) {
       passages: hits.map((h) => ({ id: h.chunkId, content: h.content, tokens: h.tokenCount })),
       budget: { maxPromptTokens, maxHistoryTokens },
       countTokens: (text) => known.get(text) ?? deps.countTokens(text),
+      questionTokens,
     });
     const sources = new Map(hits.map((h) => [h.chunkId, { documentId: h.documentId, name: h.documentName }]));
     return {

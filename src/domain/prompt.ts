@@ -46,6 +46,8 @@ export interface AssemblePromptInput {
   passages: readonly PromptPassage[];
   budget: PromptBudget;
   countTokens: (text: string) => number;
+  /** The question's tokens when the caller has counted them already (else counted here). */
+  questionTokens?: number;
 }
 
 export interface AssembledPrompt {
@@ -96,6 +98,13 @@ export function renderUserMessage(passages: readonly CitablePassage[], question:
   return `${OPEN}\n${block}\n${CLOSE}\n\nQuestion: ${question}`;
 }
 
+/**
+ * The user message without passages or question. Counted apart from the question (a constant
+ * the caller can count once), which over-counts the joined text by at most a token or two:
+ * the accounting stays an upper bound.
+ */
+export const USER_MESSAGE_FRAME = renderUserMessage([], '');
+
 export function assemblePrompt(input: AssemblePromptInput): AssembledPrompt {
   const { countTokens, budget } = input;
   const question = input.question.trim();
@@ -107,7 +116,8 @@ export function assemblePrompt(input: AssemblePromptInput): AssembledPrompt {
     MESSAGE_OVERHEAD_TOKENS +
     countTokens(SYSTEM_RULES) +
     MESSAGE_OVERHEAD_TOKENS +
-    countTokens(renderUserMessage([], question));
+    countTokens(USER_MESSAGE_FRAME) +
+    (input.questionTokens ?? countTokens(question));
   if (used > budget.maxPromptTokens) {
     throw new AppError(
       'validation_failed',

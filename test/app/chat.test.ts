@@ -255,6 +255,20 @@ describe('chat use case', () => {
     }
   });
 
+  it('per request only the question is tokenized: history, passages and the prompt frame were counted before', async () => {
+    const counted: string[] = [];
+    const chat = build(deps, new RecordingModel(deps.chat), {
+      countTokens: (text) => {
+        counted.push(text);
+        return deps.countTokens(text);
+      },
+    });
+    const first = await chat.ask(acme, { message: 'How long is parental leave?' }, call());
+    counted.length = 0;
+    await chat.ask(acme, { message: 'And annual leave?', conversationId: first.conversationId }, call());
+    expect(counted).toEqual(['And annual leave?']);
+  });
+
   it('prompt injection in a document cannot bring another tenant’s content into the answer', async () => {
     // A model that obeys any instruction and echoes every passage it is shown: the worst case.
     const echo: ChatModel = {
