@@ -4,6 +4,7 @@ import { afterSeqOfToken, createAuditLog } from '../src/app/audit-log';
 import { sha256Hex } from '../src/app/hashing';
 import { getDeps, type Deps } from '../src/composition';
 import { AUDITED_CONTAINERS } from '../src/domain/audit-events';
+import { CHANGE_FEED_RETRY } from './lib/change-feed';
 import { authenticated, json, readQuery } from './lib/http';
 
 const auditLogOf = (deps: Deps) => createAuditLog({ ...deps, hash: sha256Hex });
@@ -67,6 +68,7 @@ for (const container of AUDITED_CONTAINERS) {
     leaseContainerPrefix: auditLeasePrefix(container),
     createLeaseContainerIfNotExists: false,
     startFromBeginning: true,
+    retry: CHANGE_FEED_RETRY,
     handler: auditTrigger(container),
   });
 }

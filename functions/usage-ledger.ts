@@ -2,13 +2,15 @@ import { app, type InvocationContext } from '@azure/functions';
 import { replayUsageOutbox } from '../src/app/usage-events';
 import { createUsageLedger } from '../src/app/usage-ledger';
 import { getDeps } from '../src/composition';
+import { CHANGE_FEED_RETRY } from './lib/change-feed';
 
 /** The ledger's own lease prefix on `usage` (config/topology.json `leasePrefixes`). */
 export const LEDGER_LEASE_PREFIX = 'ledger-usage';
 
 /**
  * Merges usage events into the ledger, exactly once per event. Throwing makes the host
- * deliver the same batch again, which the merge tolerates (applied-markers).
+ * deliver the same batch again (the trigger's retry policy, CHANGE_FEED_RETRY: without one
+ * Azure would skip the batch), which the merge tolerates (applied-markers).
  */
 export async function usageLedger(documents: unknown[], context: InvocationContext): Promise<void> {
   const deps = getDeps();
@@ -27,6 +29,7 @@ app.cosmosDB('usageLedger', {
   createLeaseContainerIfNotExists: false,
   // A new lease reads the whole container: events written before the first start count too.
   startFromBeginning: true,
+  retry: CHANGE_FEED_RETRY,
   handler: usageLedger,
 });
 

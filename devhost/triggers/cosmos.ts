@@ -1,14 +1,54 @@
 /**
  * `cosmosDBTrigger` functions on the local change feed: one processor per function with its
  * own lease (`<leaseContainerPrefix>:<container>` in `leases`), batches of changed documents
- * (latest version, no deletes), the same batch retried when the function throws, never skipped.
+ * (latest version, no deletes). A batch whose invocation throws is delivered again as the
+ * function's retry policy says (`retry` of `app.cosmosDB`: count, fixed or exponential delay),
+ * and without a policy it is NOT delivered again — Azure's trigger checkpoints past a failed
+ * batch unless the function has a retry policy, so devhost does the same (and says so at
+ * start) rather than hide a missing policy that would lose changes in production.
  * Two functions on one container with the same lease prefix would steal each other's
  * progress: refused at start, as their shared lease would be in Azure.
  */
 import { startChangeFeedProcessor } from '../../src/adapters/local/change-feed-processor';
 import type { SqliteDocumentStore } from '../../src/adapters/local/sqlite-document-store';
 import type { Clock } from '../../src/ports/clock';
+import type { FunctionMetadata } from '../functions-core';
 import type { FunctionHost, FunctionInfo } from '../host';
+
+/** How the processor retries a failed batch, from the function's registered retry policy. */
+export interface BatchRetry {
+  /** -1: for ever; 0: never (no policy). */
+  maxRetries: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** The wire form of a duration (`toRpcDuration`: `{seconds}`; protobuf JSON may say `"5s"`). */
+function durationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && /^\d+(\.\d+)?s$/.test(value)) return Number(value.slice(0, -1)) * 1000;
+  if (value && typeof value === 'object') {
+    const { seconds, nanos } = value as { seconds?: unknown; nanos?: unknown };
+    return Number(seconds ?? 0) * 1000 + Number(nanos ?? 0) / 1e6;
+  }
+  return undefined;
+}
+
+/** A zero delay would spin on a failing batch: retries wait at least this long. */
+const MIN_RETRY_DELAY_MS = 100;
+
+export function batchRetryOf(options: FunctionMetadata['retryOptions']): BatchRetry | undefined {
+  if (!options) return undefined;
+  const strategy = options.retryStrategy ?? options.strategy;
+  const count = Number(options.maxRetryCount ?? 0);
+  const maxRetries = Number.isInteger(count) && count >= -1 ? count : 0;
+  const record = options as Record<string, unknown>;
+  const fixed = durationMs(options.delayInterval);
+  const min = strategy === 'fixedDelay' ? fixed : durationMs(record['minimumInterval']);
+  const max = strategy === 'fixedDelay' ? fixed : durationMs(record['maximumInterval']);
+  const initialDelayMs = Math.max(MIN_RETRY_DELAY_MS, min ?? MIN_RETRY_DELAY_MS);
+  return { maxRetries, initialDelayMs, maxDelayMs: Math.max(initialDelayMs, max ?? initialDelayMs) };
+}
 
 export function cosmosTriggerPlan(functions: FunctionInfo[], database: string) {
   const plan = functions
@@ -29,6 +69,7 @@ export function cosmosTriggerPlan(functions: FunctionInfo[], database: string) {
         maxBatchSize: typeof t['maxItemsPerInvocation'] === 'number' ? t['maxItemsPerInvocation'] : undefined,
         pollIntervalMs: typeof t['feedPollDelay'] === 'number' ? t['feedPollDelay'] : undefined,
         startFromBeginning: t['startFromBeginning'] === true,
+        retry: batchRetryOf(fn.metadata.retryOptions),
       };
     });
   const seen = new Map<string, string>();
@@ -55,6 +96,12 @@ export async function startCosmosTriggers(options: {
   const processors: { stop(): Promise<void> }[] = [];
   try {
     for (const p of cosmosTriggerPlan(options.host.functions(), options.database)) {
+      if (!p.retry) {
+        options.log(
+          `cosmosDBTrigger ${p.fn.name} has no retry policy: a batch whose invocation throws is skipped, here as in Azure (give app.cosmosDB a retry option)`,
+        );
+      }
+      const maxRetryCount = p.retry?.maxRetries ?? 0;
       processors.push(
         await startChangeFeedProcessor({
           store: options.store,
@@ -67,14 +114,22 @@ export async function startCosmosTriggers(options: {
           copyBatch: false,
           ...(p.maxBatchSize ? { maxBatchSize: p.maxBatchSize } : {}),
           ...(p.pollIntervalMs ? { pollIntervalMs: p.pollIntervalMs } : {}),
-          handler: async (batch) => {
+          maxRetries: maxRetryCount,
+          ...(p.retry ? { retry: { initialDelayMs: p.retry.initialDelayMs, maxDelayMs: p.retry.maxDelayMs } } : {}),
+          handler: async (batch, delivery) => {
             await options.host.invoke(p.fn.name, {
               inputData: [{ name: p.fn.triggerName, data: { json: JSON.stringify(batch) } }],
               triggerMetadata: {},
+              retryContext: { retryCount: delivery.retryCount, maxRetryCount },
             });
           },
           onError: (err, ctx) =>
-            options.log(`cosmosDBTrigger ${p.fn.name}: ${ctx.phase} failed`, { error: err.message, attempt: ctx.attempt }),
+            options.log(
+              ctx.phase === 'skipped'
+                ? `cosmosDBTrigger ${p.fn.name}: batch skipped after ${ctx.attempt} failed attempt(s) (retry policy spent)`
+                : `cosmosDBTrigger ${p.fn.name}: ${ctx.phase} failed`,
+              { error: err.message, attempt: ctx.attempt },
+            ),
         }),
       );
     }

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FunctionHost } from '../../devhost/host';
-import { startCosmosTriggers } from '../../devhost/triggers/cosmos';
+import { batchRetryOf, startCosmosTriggers } from '../../devhost/triggers/cosmos';
 import { openSqliteDocumentStore, type SqliteDocumentStore } from '../../src/adapters/local/sqlite-document-store';
 import { loadCatalog } from '../../src/config';
 import { createAuditLog } from '../../src/app/audit-log';
@@ -117,6 +117,15 @@ describe('usage ledger through devhost cosmosDB triggers and SqliteDocumentStore
     expect(registered).toEqual(declared);
     expect(registered).toContain('usage/ledger-usage');
     expect(registered).toContain('usage/audit-usage');
+  });
+
+  it('every change-feed function has a retry policy that never gives a batch up (Azure skips a failed batch without one)', () => {
+    const policies = host
+      .functions()
+      .filter((f) => f.trigger.type === 'cosmosDBTrigger')
+      .map((f) => [f.name, batchRetryOf(f.metadata.retryOptions)?.maxRetries]);
+    expect(policies.length).toBeGreaterThanOrEqual(7);
+    for (const [name, maxRetries] of policies) expect({ name, maxRetries }).toEqual({ name, maxRetries: -1 });
   });
 
   let run = 0;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAzurite, type RunningAzurite } from '../../devhost/azurite';
 import { FunctionHost } from '../../devhost/host';
 import { startBlobTriggers, parseBlobPath } from '../../devhost/triggers/blob';
-import { cosmosTriggerPlan, startCosmosTriggers } from '../../devhost/triggers/cosmos';
+import { batchRetryOf, cosmosTriggerPlan, startCosmosTriggers } from '../../devhost/triggers/cosmos';
 import { startServiceBusTriggers } from '../../devhost/triggers/service-bus';
 import { AZURITE_DEV_KEY } from '../../src/adapters/local/azurite';
 import { ManualClock } from '../../src/adapters/local/clock';
@@ -18,6 +18,7 @@ interface Seen {
   east: { id: string; deliveryCount: number; messageId: string }[];
   dlq: { id: string; reason: string }[];
   ledger: string[][];
+  ledgerRetries: (number | undefined)[];
   audit: string[];
   blobs: { name: string; text: string; tenant: string }[];
 }
@@ -75,16 +76,22 @@ describe('serviceBusTrigger on the local bus', () => {
 });
 
 describe('cosmosDBTrigger on the local change feed', () => {
-  it('gives each function its own lease, retries a failed batch without skipping, and resumes after a restart', async () => {
+  it('gives each function its own lease, retries a failed batch without skipping under a retry policy, and resumes after a restart', async () => {
     const clock = new ManualClock(Date.now());
     const file = path.join(dir, 'docs.sqlite');
+    const logs: string[] = [];
     let store = new SqliteDocumentStore({ path: file, containers: catalog.topology.containers, clock });
-    let triggers = await startCosmosTriggers({ host, store, database: 'meridian', clock, log: () => undefined });
+    let triggers = await startCosmosTriggers({ host, store, database: 'meridian', clock, log: (m) => logs.push(m) });
     await store.create('usage', { id: 'e1', tenantId: 't1' });
     await store.create('usage', { id: 'e2', tenantId: 't1', failOnce: true });
     await waitFor(() => seen().ledger.flat().includes('e2') && seen().audit.includes('e2'), 8000);
     expect(new Set(seen().ledger.flat())).toEqual(new Set(['e1', 'e2']));
     expect(seen().audit.sort()).toEqual(['e1', 'e2']);
+    // The retried batch knew it was a retry (context.retryContext, as the host sends it).
+    expect(seen().ledgerRetries.at(-1)).toBe(1);
+    expect(logs).toContain(
+      'cosmosDBTrigger auditFeed has no retry policy: a batch whose invocation throws is skipped, here as in Azure (give app.cosmosDB a retry option)',
+    );
     await triggers.stop();
     await store.close();
 
@@ -107,6 +114,48 @@ describe('cosmosDBTrigger on the local change feed', () => {
     ).toHaveLength(1);
     await triggers.stop();
     await store.close();
+  });
+
+  it('skips a failed batch of a function without a retry policy, as Azure does, and says so', async () => {
+    const clock = new ManualClock(Date.now());
+    const logs: string[] = [];
+    const store = new SqliteDocumentStore({
+      path: path.join(dir, 'skip.sqlite'),
+      containers: catalog.topology.containers,
+      clock,
+    });
+    const triggers = await startCosmosTriggers({ host, store, database: 'meridian', clock, log: (m) => logs.push(m) });
+    try {
+      await store.create('usage', { id: 's1', tenantId: 't1', auditRefuses: true });
+      await waitFor(() => logs.some((m) => m.startsWith('cosmosDBTrigger auditFeed: batch skipped after 1 failed attempt')));
+      await store.create('usage', { id: 's2', tenantId: 't1' });
+      await waitFor(() => seen().audit.includes('s2') && seen().ledger.flat().includes('s2'));
+      expect(seen().audit).not.toContain('s1');
+      // The function with a retry policy was not affected.
+      expect(seen().ledger.flat()).toContain('s1');
+    } finally {
+      await triggers.stop();
+      await store.close();
+    }
+  });
+
+  it('reads the retry policy the library registers', () => {
+    expect(batchRetryOf(null)).toBeUndefined();
+    expect(
+      batchRetryOf({
+        retryStrategy: 'exponentialBackoff',
+        maxRetryCount: -1,
+        minimumInterval: { seconds: 1 },
+        maximumInterval: { seconds: 60 },
+      } as never),
+    ).toEqual({ maxRetries: -1, initialDelayMs: 1000, maxDelayMs: 60_000 });
+    expect(batchRetryOf({ retryStrategy: 'fixedDelay', maxRetryCount: 3, delayInterval: '5s' })).toEqual({
+      maxRetries: 3,
+      initialDelayMs: 5000,
+      maxDelayMs: 5000,
+    });
+    const app = host.functions().find((f) => f.name === 'ledgerFeed');
+    expect(batchRetryOf(app?.metadata.retryOptions)).toEqual({ maxRetries: -1, initialDelayMs: 100, maxDelayMs: 100 });
   });
 
   it('refuses two functions that would share one lease on a container', () => {

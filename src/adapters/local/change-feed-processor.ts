@@ -6,7 +6,9 @@
  * the same store: the continuation after the last acknowledged batch, the owner and the
  * owner's lease expiry. Delivery is at-least-once, in `_lsn` order:
  * - the lease is advanced (If-Match on its etag) only after the handler returned;
- * - a handler that throws gets the SAME batch again after a backoff, never the next one;
+ * - a handler that throws gets the SAME batch again after a backoff, never the next one —
+ *   unless `maxRetries` is set and spent: then the batch is skipped (reported as `skipped`),
+ *   which is what Azure's trigger does to a batch whose function has no retry policy;
  * - a restart resumes after the last acknowledged batch;
  * - a second processor for the same lease is refused while the owner's lease is valid; the
  *   owner renews it while running, so a crashed owner's lease can be taken over once it expires.
@@ -57,8 +59,12 @@ export interface ChangeFeedSource extends DocumentStore {
 
 export interface ChangeFeedErrorContext {
   leaseId: string;
-  /** handler: the handler threw (the batch is retried); read/lease: the store failed (retried); lost: another owner took the lease (the processor stops). */
-  phase: 'handler' | 'read' | 'lease' | 'lost';
+  /**
+   * handler: the handler threw (the batch is retried); skipped: it threw and `maxRetries` was
+   * spent, so the batch was passed over; read/lease: the store failed (retried); lost: another
+   * owner took the lease (the processor stops).
+   */
+  phase: 'handler' | 'skipped' | 'read' | 'lease' | 'lost';
   /** Consecutive failures of this phase, from 1. */
   attempt: number;
 }
@@ -71,8 +77,11 @@ export interface ChangeFeedProcessorOptions {
   leaseContainer?: string;
   /** Distinguishes consumers of the same container (topology `leasePrefix`). */
   leasePrefix: string;
-  /** Receives each batch (1..maxBatchSize items, `_lsn` ascending); throw to get it again. */
-  handler: (batch: ChangeFeedItem[]) => Promise<void> | void;
+  /**
+   * Receives each batch (1..maxBatchSize items, `_lsn` ascending) and how many times this
+   * batch was retried before; throw to get it again.
+   */
+  handler: (batch: ChangeFeedItem[], delivery: { retryCount: number }) => Promise<void> | void;
   /** Default {@link DEFAULT_MAX_BATCH_SIZE}. */
   maxBatchSize?: number;
   /** Idle poll interval; default {@link DEFAULT_POLL_INTERVAL_MS}. */
@@ -99,6 +108,11 @@ export interface ChangeFeedProcessorOptions {
   leaseDurationMs?: number;
   /** Backoff after failures: doubles from initialDelayMs up to maxDelayMs. */
   retry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Retries of one failed batch before it is skipped; -1 (the default) retries it for ever.
+   * Store failures (read, lease) are always retried.
+   */
+  maxRetries?: number;
 }
 
 export interface ChangeFeedProcessor {
@@ -153,6 +167,7 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
   const leaseDurationMs = options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
   const initialDelayMs = options.retry?.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
   const maxDelayMs = options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
+  const maxRetries = options.maxRetries ?? -1;
   const onError =
     options.onError ??
     ((err: Error, ctx: ChangeFeedErrorContext) => {
@@ -165,6 +180,9 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
     throw new AppError('validation_failed', 'pollIntervalMs and leaseDurationMs must be positive');
   }
   if (!(coalesceMs >= 0)) throw new AppError('validation_failed', 'coalesceMs must be 0 or more');
+  if (!Number.isInteger(maxRetries) || maxRetries < -1) {
+    throw new AppError('validation_failed', 'maxRetries must be -1 (for ever) or a whole number of retries');
+  }
   // Fails fast (not_found) on an unknown monitored container.
   store.currentContinuation(container);
 
@@ -306,13 +324,17 @@ export async function startChangeFeedProcessor(options: ChangeFeedProcessorOptio
       }
       try {
         // A copy each time: a retried batch is identical even if the handler mutated the last one.
-        await options.handler(copyBatch ? structuredClone(page.items) : page.items);
+        await options.handler(copyBatch ? structuredClone(page.items) : page.items, { retryCount: failures.handler });
       } catch (err) {
-        pending = page;
         failures.handler++;
-        onError(ensureError(err), { leaseId, phase: 'handler', attempt: failures.handler });
-        await sleep(backoff(failures.handler), 'backoff');
-        continue;
+        if (maxRetries < 0 || failures.handler <= maxRetries) {
+          pending = page;
+          onError(ensureError(err), { leaseId, phase: 'handler', attempt: failures.handler });
+          await sleep(backoff(failures.handler), 'backoff');
+          continue;
+        }
+        // Retries spent: pass over the batch, as Azure's trigger does; the caller logs it.
+        onError(ensureError(err), { leaseId, phase: 'skipped', attempt: failures.handler });
       }
       pending = undefined;
       failures.handler = 0;
