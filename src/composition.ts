@@ -13,7 +13,7 @@ import { createJsonLogger } from './app/logging';
 import { createModelGateway, deploymentsInBoundary, type ModelGateway } from './app/model-gateway';
 import { createBudgetGuard } from './app/usage-ledger';
 import { createStoredSecurityEventSink, SECURITY_EVENTS_CONTAINER } from './app/security-events';
-import { loadConfig, type Config } from './config';
+import { loadConfig, type Config, type RegionInfo } from './config';
 import type { BlobStore } from './ports/blob-store';
 import type { ChatModel } from './ports/chat-model';
 import type { Clock } from './ports/clock';
@@ -66,8 +66,18 @@ export interface Deps {
   securityEvents: SecurityEventSink;
   /** The boundary's Cosmos DB account (database `meridian`); SQLite under `<data>/<boundary>/` locally. */
   documents: DocumentStore;
-  /** One search index per served region, the serving (primary) region first. */
+  /**
+   * One search index per served region, the serving (primary) region first: this app indexes
+   * them (index-sync subscriptions, sweeps) and searches them.
+   */
   searchIndexes: { region: string; primary: boolean; index: SearchIndex }[];
+  /**
+   * The boundary's other regions' indexes, which this app only reads: retrieval falls back to
+   * them when its own fail. In Azure each regional app serves its own region (it has Search
+   * Index Data Reader on the others, infra/modules/region-roles.bicep); locally one process
+   * serves every region of its boundary, so this is empty there.
+   */
+  failoverSearchIndexes: { region: string; index: SearchIndex }[];
   /** Embeddings for chunks, cached by content hash (shared by the boundary's indexes). */
   embedder: Embedder;
   /** Embeddings for questions: the same model, cached in process only (bounded LRU). */
@@ -187,6 +197,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
   let embedder: Embedder;
   let queryEmbedder: Embedder;
   let searchIndexes: Deps['searchIndexes'];
+  let failoverSearchIndexes: Deps['failoverSearchIndexes'] = [];
   const servedIndexes = config.servedRegions.map((name) => config.regions.find((r) => r.name === name)!);
   if (config.mode === 'azure' && config.azure) {
     const azure = config.azure;
@@ -202,19 +213,21 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     });
     embedder = createCachedEmbedder(azureEmbedder, createDocumentEmbeddingCache(documents));
     queryEmbedder = createCachedEmbedder(azureEmbedder, new MemoryEmbeddingCache());
+    const azureIndex = (r: RegionInfo) =>
+      new AzureSearchIndex({
+        endpoint: azure.searchEndpoints[r.name] as string,
+        indexName: r.index,
+        dimensions: 1536,
+        credential: azureCredential(),
+        clock,
+      });
     searchIndexes = servedIndexes
       .filter((r) => azure.searchEndpoints[r.name])
-      .map((r) => ({
-        region: r.name,
-        primary: r.name === config.region,
-        index: new AzureSearchIndex({
-          endpoint: azure.searchEndpoints[r.name] as string,
-          indexName: r.index,
-          dimensions: 1536,
-          credential: azureCredential(),
-          clock,
-        }),
-      }));
+      .map((r) => ({ region: r.name, primary: r.name === config.region, index: azureIndex(r) }));
+    // config checked that every endpoint named is a region of this boundary.
+    failoverSearchIndexes = config.regions
+      .filter((r) => r.boundary === config.boundary && !config.servedRegions.includes(r.name) && azure.searchEndpoints[r.name])
+      .map((r) => ({ region: r.name, index: azureIndex(r) }));
   } else {
     const compatible = config.models.openAiCompatible;
     // The local indexes hold USE vectors (512); an OpenAI-compatible model is asked for as many.
@@ -242,7 +255,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
       }),
     }));
   }
-  for (const s of searchIndexes) {
+  for (const s of [...searchIndexes, ...failoverSearchIndexes.map((f) => ({ ...f, primary: false }))]) {
     health.register({
       name: `search:${s.index.name}`,
       boundary: config.boundary,
@@ -286,6 +299,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     events,
     documents,
     searchIndexes,
+    failoverSearchIndexes,
     embedder,
     queryEmbedder,
     extractor: new LocalTextExtractor(),

@@ -10,7 +10,8 @@ export function retrievalOf(deps: Deps): Retrieval {
   if (!retrieval) {
     retrieval = createRetrieval({
       documents: deps.documents,
-      searchIndexes: deps.searchIndexes,
+      // Its own indexes first, then the boundary's other regions' (read-only failover).
+      searchIndexes: [...deps.searchIndexes, ...deps.failoverSearchIndexes.map((f) => ({ ...f, primary: false }))],
       embedder: deps.queryEmbedder,
       logger: deps.logger,
     });
