@@ -102,6 +102,11 @@ export interface EvaluationDeps {
 }
 
 const criterionDocId = (evaluationId: string, criterionId: string): string => `${evaluationId}:criterion:${criterionId}`;
+const outcomeOf = (verdict: CriterionVerdict): CriterionOutcome => ({
+  id: verdict.id,
+  score: verdict.score,
+  ...(verdict.failed ? { failed: true as const } : {}),
+});
 const dedupeDocId = (hash: string): string => `request:${hash}`;
 
 export function createEvaluations(deps: EvaluationDeps) {
@@ -290,14 +295,21 @@ export function createEvaluations(deps: EvaluationDeps) {
 
     // ------------------------------------------------------------- activities
 
-    /** The criteria to fan out over, with their weights. */
+    /** The criteria to fan out over, with their weights (a read: safe to retry). */
     async plan(input: EvaluationInput): Promise<{ criteria: { id: string; weight: number }[] }> {
       const doc = await load(input);
       return { criteria: rubricOf(doc.rubric).criteria.map((c) => ({ id: c.id, weight: c.weight })) };
     },
 
-    /** Scores one criterion and stores its verdict (rationale included) beside the evaluation. */
+    /**
+     * Scores one criterion and stores its verdict (rationale included) beside the evaluation.
+     * Idempotent under retry: a verdict already stored for this evaluation and criterion is
+     * returned as it is, so a retried activity or sub-orchestration does not pay the model again.
+     */
     async criterion(input: EvaluationInput & { criterionId: string }, invocationId: string): Promise<CriterionOutcome> {
+      const id = criterionDocId(input.evaluationId, input.criterionId);
+      const earlier = await documents.read<CriterionDoc>(EVALUATIONS_CONTAINER, input.tenantId, id);
+      if (earlier?.type === 'criterion') return outcomeOf(earlier.verdict);
       const doc = await load(input);
       const { verdict, totalTokens } = await judge(rubricOf(doc.rubric), input.criterionId, await subjectOf(doc), {
         tenantId: doc.tenantId,
@@ -306,7 +318,7 @@ export function createEvaluations(deps: EvaluationDeps) {
         invocationId,
       });
       const stored: CriterionDoc = {
-        id: criterionDocId(input.evaluationId, input.criterionId),
+        id,
         type: 'criterion',
         tenantId: input.tenantId,
         evaluationId: input.evaluationId,
@@ -314,7 +326,7 @@ export function createEvaluations(deps: EvaluationDeps) {
         totalTokens,
       };
       await documents.upsert(EVALUATIONS_CONTAINER, stored);
-      return { id: verdict.id, score: verdict.score, ...(verdict.failed ? { failed: true as const } : {}) };
+      return outcomeOf(verdict);
     },
 
     /** Fan-in: writes the result (overall from the orchestration, criteria from their documents). */
