@@ -68,6 +68,10 @@ export async function evaluateCriterionActivity(input: unknown, context: Invocat
 export async function storeEvaluationActivity(input: unknown, _context: InvocationContext) {
   return createEvaluations(getDeps()).store(input as EvaluationInput & { overall: number | null; criteria: string[] });
 }
+export async function failEvaluationActivity(input: unknown, _context: InvocationContext) {
+  return createEvaluations(getDeps()).fail(input as EvaluationInput & { error: string });
+}
 df.app.activity('evaluationPlan', { handler: evaluationPlanActivity });
 df.app.activity('evaluateCriterion', { handler: evaluateCriterionActivity });
 df.app.activity('storeEvaluation', { handler: storeEvaluationActivity });
+df.app.activity('failEvaluation', { handler: failEvaluationActivity });

@@ -78,5 +78,9 @@ export async function closeSessionActivity(input: unknown, _context: InvocationC
 export async function finishSessionActivity(input: unknown, _context: InvocationContext) {
   return createSessions(getDeps()).finish(input as { sessionId: string; tenantId: string; evaluationId: string });
 }
+export async function failSessionActivity(input: unknown, _context: InvocationContext) {
+  return createSessions(getDeps()).fail(input as { sessionId: string; tenantId: string; error: string });
+}
 df.app.activity('closeSession', { handler: closeSessionActivity });
 df.app.activity('finishSession', { handler: finishSessionActivity });
+df.app.activity('failSession', { handler: failSessionActivity });

@@ -42,6 +42,8 @@ export const EVALUATIONS_CONTAINER = 'evaluations';
 export const EVALUATION_ORCHESTRATOR = 'evaluation';
 export const DEDUPE_WINDOW_MS = 3_600_000;
 const VERDICT_MAX_TOKENS = 400;
+/** Bound on the stored failure reason (an activity's error message). */
+const MAX_ERROR_CHARS = 500;
 
 export type EvaluationRequest =
   | { kind: 'rag'; question: string; answer: string; contexts: string[] }
@@ -102,6 +104,11 @@ export interface EvaluationDeps {
 }
 
 const criterionDocId = (evaluationId: string, criterionId: string): string => `${evaluationId}:criterion:${criterionId}`;
+const outcomeOf = (verdict: CriterionVerdict): CriterionOutcome => ({
+  id: verdict.id,
+  score: verdict.score,
+  ...(verdict.failed ? { failed: true as const } : {}),
+});
 const dedupeDocId = (hash: string): string => `request:${hash}`;
 
 export function createEvaluations(deps: EvaluationDeps) {
@@ -290,14 +297,21 @@ export function createEvaluations(deps: EvaluationDeps) {
 
     // ------------------------------------------------------------- activities
 
-    /** The criteria to fan out over, with their weights. */
+    /** The criteria to fan out over, with their weights (a read: safe to retry). */
     async plan(input: EvaluationInput): Promise<{ criteria: { id: string; weight: number }[] }> {
       const doc = await load(input);
       return { criteria: rubricOf(doc.rubric).criteria.map((c) => ({ id: c.id, weight: c.weight })) };
     },
 
-    /** Scores one criterion and stores its verdict (rationale included) beside the evaluation. */
+    /**
+     * Scores one criterion and stores its verdict (rationale included) beside the evaluation.
+     * Idempotent under retry: a verdict already stored for this evaluation and criterion is
+     * returned as it is, so a retried activity or sub-orchestration does not pay the model again.
+     */
     async criterion(input: EvaluationInput & { criterionId: string }, invocationId: string): Promise<CriterionOutcome> {
+      const id = criterionDocId(input.evaluationId, input.criterionId);
+      const earlier = await documents.read<CriterionDoc>(EVALUATIONS_CONTAINER, input.tenantId, id);
+      if (earlier?.type === 'criterion') return outcomeOf(earlier.verdict);
       const doc = await load(input);
       const { verdict, totalTokens } = await judge(rubricOf(doc.rubric), input.criterionId, await subjectOf(doc), {
         tenantId: doc.tenantId,
@@ -306,7 +320,7 @@ export function createEvaluations(deps: EvaluationDeps) {
         invocationId,
       });
       const stored: CriterionDoc = {
-        id: criterionDocId(input.evaluationId, input.criterionId),
+        id,
         type: 'criterion',
         tenantId: input.tenantId,
         evaluationId: input.evaluationId,
@@ -314,10 +328,54 @@ export function createEvaluations(deps: EvaluationDeps) {
         totalTokens,
       };
       await documents.upsert(EVALUATIONS_CONTAINER, stored);
-      return { id: verdict.id, score: verdict.score, ...(verdict.failed ? { failed: true as const } : {}) };
+      return outcomeOf(verdict);
     },
 
-    /** Fan-in: writes the result (overall from the orchestration, criteria from their documents). */
+    /**
+     * The orchestration's failure path: marks a `running` evaluation `failed` with the reason
+     * (kept in the document, never shown to the client) and releases the dedupe claim that
+     * points at it, so an identical request starts a new evaluation instead of getting this
+     * one for an hour. Idempotent: a completed or already failed evaluation keeps its status;
+     * an absent one (a session closed before its evaluation document was written) is `failed`.
+     */
+    async fail(input: EvaluationInput & { error: string }): Promise<{ status: EvaluationStatus }> {
+      const doc = await documents.read<EvaluationDoc>(EVALUATIONS_CONTAINER, input.tenantId, input.evaluationId);
+      if (doc?.type === 'evaluation' && doc.status === 'completed') return { status: 'completed' };
+      if (doc?.type === 'evaluation' && doc.status === 'running') {
+        await documents.patch(
+          EVALUATIONS_CONTAINER,
+          input.tenantId,
+          input.evaluationId,
+          [
+            { op: 'set', path: '/status', value: 'failed' },
+            { op: 'set', path: '/error', value: input.error.slice(0, MAX_ERROR_CHARS) },
+          ],
+          { ifMatch: doc._etag },
+        );
+      }
+      const claims = await documents.query<Stored<DedupeDoc>>(EVALUATIONS_CONTAINER, input.tenantId, {
+        where: [
+          { path: '/type', op: '=', value: 'dedupe' },
+          { path: '/evaluationId', op: '=', value: input.evaluationId },
+        ],
+      });
+      for (const claim of claims.items) {
+        try {
+          await documents.delete(EVALUATIONS_CONTAINER, input.tenantId, claim.id, { ifMatch: claim._etag });
+        } catch (err) {
+          // Gone, or taken over by a newer request since the query: not this evaluation's any more.
+          if (!isAppError(err, 'not_found') && !isAppError(err, 'precondition_failed')) throw err;
+        }
+      }
+      deps.logger.error('evaluation failed', { evaluationId: input.evaluationId, error: input.error });
+      return { status: 'failed' };
+    },
+
+    /**
+     * Fan-in: writes the result (overall from the orchestration, criteria from their documents).
+     * Idempotent: an evaluation no longer `running` keeps its status (a retry after a write
+     * that landed, or a `failed` written by `fail`, is reported, not overwritten).
+     */
     async store(input: EvaluationInput & { overall: number | null; criteria: string[] }): Promise<{ status: EvaluationStatus }> {
       const doc = await load(input);
       if (doc.status !== 'running') return { status: doc.status };

@@ -61,6 +61,8 @@ export interface SessionDoc extends Item {
   evaluation?: EvaluationResult;
   usage: { totalTokens: number };
   requestId: string;
+  /** Why the session `failed` (an activity's error message); never shown to the client. */
+  error?: string;
 }
 
 /** What the orchestration gets: ids and numbers, no text. */
@@ -101,6 +103,10 @@ export interface CallContext {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+/** A session's one evaluation (and the instance id of its `evaluation` sub-orchestration). */
+const evaluationIdOf = (sessionId: string): string => `${sessionId}:evaluation`;
+/** Bound on the stored failure reason. */
+const MAX_ERROR_CHARS = 500;
 
 export function createSessions(deps: SessionDeps) {
   const { documents, clock } = deps;
@@ -291,7 +297,7 @@ export function createSessions(deps: SessionDeps) {
         return { ...current, status: 'evaluating', endedAtMs: now, endReason: input.reason };
       });
       if (doc.status === 'active') return { closed: false };
-      const evaluationId = `${doc.id}:evaluation`;
+      const evaluationId = evaluationIdOf(doc.id);
       await evaluations.createForSession(doc, evaluationId);
       if (doc.evaluationId !== evaluationId) {
         await update(input.tenantId, input.sessionId, (current) =>
@@ -301,7 +307,10 @@ export function createSessions(deps: SessionDeps) {
       return { closed: true, evaluationId };
     },
 
-    /** Stores the evaluation's result on the session and its final status. */
+    /**
+     * Stores the evaluation's result on the session and its final status. Idempotent: a
+     * session no longer `evaluating` is left as it is.
+     */
     async finish(input: { sessionId: string; tenantId: string; evaluationId: string }): Promise<{ status: SessionStatus }> {
       const evaluation = await documents.read<EvaluationDoc>(EVALUATIONS_CONTAINER, input.tenantId, input.evaluationId);
       const failed = !evaluation || evaluation.status !== 'completed' || !evaluation.result;
@@ -314,6 +323,39 @@ export function createSessions(deps: SessionDeps) {
           usage: { totalTokens: current.usage.totalTokens + (evaluation?.usage?.totalTokens ?? 0) },
         };
       });
+      return { status: doc.status };
+    },
+
+    /**
+     * The orchestration's failure path: a session still `active` or `evaluating` becomes
+     * `failed` (ended now unless it had ended), and so does its evaluation if one was created
+     * and is still running (evaluations.fail). Idempotent: a completed, expired or failed
+     * session keeps its status; an absent one is reported `failed`.
+     */
+    async fail(input: { sessionId: string; tenantId: string; error: string }): Promise<{ status: SessionStatus }> {
+      let doc: SessionDoc;
+      try {
+        ({ doc } = await update(input.tenantId, input.sessionId, (current) => {
+          if (current.status !== 'active' && current.status !== 'evaluating') return undefined;
+          return {
+            ...current,
+            status: 'failed',
+            endedAtMs: current.endedAtMs ?? clock.now(),
+            error: input.error.slice(0, MAX_ERROR_CHARS),
+          };
+        }));
+      } catch (err) {
+        if (!isAppError(err, 'not_found')) throw err;
+        return { status: 'failed' };
+      }
+      if (doc.status === 'failed') {
+        await evaluations.fail({
+          evaluationId: doc.evaluationId ?? evaluationIdOf(doc.id),
+          tenantId: input.tenantId,
+          error: input.error,
+        });
+      }
+      deps.logger.error('session failed', { sessionId: input.sessionId, status: doc.status, error: input.error });
       return { status: doc.status };
     },
   };
