@@ -24,7 +24,7 @@ import type { DocumentStore, Stored } from '../ports/document-store';
 import type { Logger } from '../ports/logger';
 import type { IndexedDocument, SearchIndex } from '../ports/search-index';
 import { CATALOG, DOCUMENT_INDEX, type Documents } from './documents';
-import { INDEX_PARTITION, indexStateId, indexStatusId, type IndexStatusRecord } from './indexer';
+import { INDEX_PARTITION, indexStateId, indexStatusId, pendingDeleteId, type IndexStatusRecord } from './indexer';
 
 export interface SweepDeps {
   documents: DocumentStore;
@@ -87,16 +87,41 @@ export function createSweeps(deps: SweepDeps) {
     return out;
   }
 
+  /** The blob store and container holding a document of `tenantId` (shared documents have their own). */
+  function storageOf(tenantId: string): { blobs: BlobStore | undefined; container: string } {
+    return tenantId === SHARED_TENANT
+      ? { blobs: deps.sharedBlobs, container: SHARED_CONTAINER }
+      : { blobs: deps.blobs, container: TENANT_CONTAINER };
+  }
+
+  /** Whether the document's blob exists now: 'unknown' when the store cannot tell. */
+  async function blobState(tenantId: string, documentId: string): Promise<'present' | 'absent' | 'unknown'> {
+    const { blobs, container } = storageOf(tenantId);
+    if (!blobs) return 'unknown';
+    try {
+      return (await blobs.head(container, documentId)) ? 'present' : 'absent';
+    } catch (err) {
+      deps.logger.warn('index sweep: blob state unknown; the document is left as it is', { documentId, container, err });
+      return 'unknown';
+    }
+  }
+
   async function run(tier: Tier, runId: string): Promise<SweepReport> {
     const now = deps.clock.now();
+    // Holdings before the listing: a document is indexed only after its blob was written, so
+    // whatever an index held when it was read is in a later listing unless it was deleted. The
+    // other order made a document uploaded and indexed mid-sweep look deleted out of band.
+    const holdings: { target: SweepDeps['searchIndexes'][number]; held: Map<string, IndexedDocument> }[] = [];
+    for (const target of deps.searchIndexes) {
+      holdings.push({ target, held: new Map((await target.index.documentVersions()).map((d) => [d.documentId, d])) });
+    }
     const blobs = await listBlobDocs();
     const blobById = new Map(blobs.map((b) => [b.documentId, b]));
     const report: SweepReport = { runId, tier, republished: 0, orphansDeleted: 0, deletionsFinished: 0, indexes: [] };
     const heldByAnyIndex = new Set<string>();
     const toRepublish = new Map<string, BlobDoc>();
 
-    for (const target of deps.searchIndexes) {
-      const held = new Map<string, IndexedDocument>((await target.index.documentVersions()).map((d) => [d.documentId, d]));
+    for (const { target, held } of holdings) {
       let pending = 0;
       let maxStaleness = 0;
       for (const b of blobs) {
@@ -120,10 +145,22 @@ export function createSweeps(deps: SweepDeps) {
           heldByAnyIndex.add(documentId);
           continue;
         }
-        // No blob: deleted through the API (row `deleting`), never known (no row), or deleted out
-        // of band (row still live: the document is gone, so it becomes a deletion too).
+        // No blob listed: deleted through the API (row `deleting`), never known (no row), or
+        // deleted out of band (row still live: the document is gone, so it becomes a deletion too).
         const catalog = await store.read<DocumentRecord>(CATALOG, h.tenantId, documentId);
-        if (catalog && catalog.status !== 'deleting') await markDeletedOutOfBand(catalog);
+        const live = catalog !== undefined && catalog.status !== 'deleting';
+        // A listing is only a snapshot: before chunks (and, for a live row, the catalog row)
+        // go, the blob itself must be absent now. One head per candidate is cheap, as orphans
+        // are rare, and it holds whatever the listing missed. A row already `deleting` is being
+        // removed anyway.
+        if ((live || !catalog) && (await blobState(h.tenantId, documentId)) !== 'absent') {
+          heldByAnyIndex.add(documentId);
+          continue;
+        }
+        if (live && !(await markDeletedOutOfBand(catalog))) {
+          heldByAnyIndex.add(documentId); // the row changed meanwhile (a new upload): not deleted
+          continue;
+        }
         await target.index.deleteDocument(h.tenantId, documentId);
         await store.delete(CATALOG, h.tenantId, indexStateId(target.index.name, documentId)).catch(() => undefined);
         report.orphansDeleted++;
@@ -187,7 +224,8 @@ export function createSweeps(deps: SweepDeps) {
     return report;
   }
 
-  async function markDeletedOutOfBand(row: Stored<DocumentRecord>): Promise<void> {
+  /** Marks a live row deleted out of band; false when the row changed meanwhile (left alone). */
+  async function markDeletedOutOfBand(row: Stored<DocumentRecord>): Promise<boolean> {
     const now = new Date(deps.clock.now()).toISOString();
     const deleting: DocumentRecord = {
       ...row,
@@ -197,17 +235,21 @@ export function createSweeps(deps: SweepDeps) {
       updatedAt: now,
       error: 'the blob was deleted outside Meridian',
     };
-    await store.replace(CATALOG, deleting, { ifMatch: row._etag }).catch((err: unknown) => {
-      if (!isAppError(err, 'precondition_failed')) throw err;
-    });
+    try {
+      await store.replace(CATALOG, deleting, { ifMatch: row._etag });
+    } catch (err) {
+      if (isAppError(err, 'precondition_failed') || isAppError(err, 'not_found')) return false;
+      throw err;
+    }
     await store.upsert(CATALOG, {
-      id: `pending-delete:${row.id}`,
+      id: pendingDeleteId(row.id),
       tenantId: INDEX_PARTITION,
       kind: 'pending-delete',
       documentId: row.id,
       partition: row.tenantId,
     });
     deps.logger.warn('blob deleted out of band: document is being removed', { documentId: row.id, tenantId: row.tenantId });
+    return true;
   }
 
   async function recordStatus(

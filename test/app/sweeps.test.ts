@@ -17,7 +17,11 @@ import { createJsonLogger } from '../../src/app/logging';
 import { createSweeps } from '../../src/app/sweeps';
 import { loadCatalog } from '../../src/config';
 import type { Principal } from '../../src/domain/tenancy';
+import type { BlobProperties, BlobStore } from '../../src/ports/blob-store';
 import type { Embedder } from '../../src/ports/embedder';
+import type { OutgoingMessage } from '../../src/ports/event-publisher';
+import type { SearchIndex } from '../../src/ports/search-index';
+import { MemoryBlobStore } from '../helpers/memory-blobs';
 
 /** Deterministic 512-dim unit vectors from character trigrams: fast, and similar texts stay similar. */
 const trigramEmbedder: Embedder = {
@@ -170,4 +174,116 @@ describe('index sweeps repair what events missed', () => {
     await documents.close();
     index.close();
   }, 60_000);
+});
+
+describe('sweeps delete nothing they cannot prove deleted', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-sweeps-safety-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** One boundary on fast local adapters; the indexer is fed by hand, as the subscription would. */
+  const setup = (name: string) => {
+    const clock = new ManualClock(Date.now());
+    const logged: { level: string; msg: string; [field: string]: unknown }[] = [];
+    const logger = createJsonLogger({ clock, sink: (line) => void logged.push(JSON.parse(line)) });
+    const documents = new SqliteDocumentStore({
+      path: path.join(dir, `${name}.sqlite`),
+      containers: catalog.topology.containers,
+      clock,
+    });
+    const blobs = new MemoryBlobStore(['documents']);
+    const sent: OutgoingMessage[] = [];
+    const events = {
+      publish: async (_topic: string, m: OutgoingMessage) => void sent.push(m),
+      publishBatch: async () => undefined,
+    };
+    const index = new LocalSearchIndex({
+      file: path.join(dir, `${name}-search.sqlite`),
+      name: 'meridian-eastus',
+      dimensions: 512,
+    });
+    const base = { documents, clock, logger, boundary: 'us' };
+    const docs = createDocuments({ ...base, blobs, events, maxDocumentBytes: 1 << 20 });
+    const indexer = createIndexer(
+      { ...base, blobs, extractor: new LocalTextExtractor(), embedder: trigramEmbedder, countTokens },
+      { index, region: 'eastus', primary: true },
+    );
+    const sweepsOver = (over: { blobs?: BlobStore; index?: SearchIndex } = { blobs }) =>
+      createSweeps({
+        ...base,
+        ...(over.blobs ? { blobs: over.blobs } : {}),
+        searchIndexes: [{ region: 'eastus', primary: true, index: over.index ?? index }],
+        publisher: docs,
+      });
+    /** Hands every message published so far to the indexer. */
+    const drain = async () => {
+      for (let m = sent.shift(); m; m = sent.shift()) await indexer.handle(m.body);
+    };
+    const uploadAndIndex = async (name: string) => {
+      const r = await docs.upload(alice, {
+        name,
+        tier: 'kb',
+        scope: 'tenant',
+        contentType: 'text/markdown',
+        bytes: Buffer.from(`# ${name}\nSome text about ${name}.`),
+      });
+      await docs.publishBlobChange('tenant', r.documentId);
+      await drain();
+      return r;
+    };
+    const isHeld = async (documentId: string) => (await index.documentVersions()).some((d) => d.documentId === documentId);
+    const statusOf = (documentId: string) =>
+      docs.get(alice, documentId).then(
+        (d) => d.status,
+        () => 'gone',
+      );
+    return { blobs, index, docs, sent, logged, drain, uploadAndIndex, isHeld, statusOf, sweepsOver };
+  };
+
+  it('keeps a document uploaded and indexed while the sweep lists the blobs', async () => {
+    const t = setup('race');
+    await t.uploadAndIndex('old.md');
+    // The listing is a snapshot taken before the upload; the upload is indexed before the
+    // listing is used.
+    let fresh: { documentId: string } | undefined;
+    const racingBlobs = new Proxy(t.blobs, {
+      get(target, prop) {
+        if (prop === 'list') {
+          return async function* (container: string) {
+            const snapshot: BlobProperties[] = [];
+            for await (const b of target.list(container)) snapshot.push(b);
+            fresh ??= await t.uploadAndIndex('new.md');
+            yield* snapshot;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const report = await t.sweepsOver({ blobs: racingBlobs }).run('upload', 'r1');
+    expect(report).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0 });
+    expect(await t.statusOf(fresh!.documentId)).toBe('indexed');
+    expect(await t.isHeld(fresh!.documentId)).toBe(true);
+  });
+
+  it('keeps a held document that a listing missed while its blob exists', async () => {
+    const t = setup('missed');
+    const a = await t.uploadAndIndex('a.md');
+    const missing = new Proxy(t.blobs, {
+      get(target, prop) {
+        if (prop === 'list') {
+          return async function* (container: string) {
+            for await (const b of target.list(container)) if (b.name !== a.documentId) yield b;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    expect(await t.sweepsOver({ blobs: missing }).run('kb', 'r1')).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0 });
+    expect(await t.statusOf(a.documentId)).toBe('indexed');
+    expect(await t.isHeld(a.documentId)).toBe(true);
+  });
 });
