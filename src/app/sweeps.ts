@@ -35,6 +35,12 @@ export interface SweepDeps {
   clock: Clock;
   logger: Logger;
   boundary: string;
+  /**
+   * The most documents of one container an index may lose to "deleted out of band" in one
+   * run: `documents`, or `fraction` of those it holds when that is more. Above it none is
+   * marked (see `outOfBandRefused`). Defaults to 2 documents or a tenth.
+   */
+  outOfBandLimit?: { documents: number; fraction: number };
 }
 
 export interface SweepReport {
@@ -43,6 +49,12 @@ export interface SweepReport {
   republished: number;
   orphansDeleted: number;
   deletionsFinished: number;
+  /** Documents whose blob is gone but that were not marked deleted: too many at once (see `outOfBandLimit`). */
+  outOfBandRefused: number;
+  /** Documents left alone because their blob store is not configured, could not be listed or did not answer. */
+  blobStateUnknown: number;
+  /** Containers whose blob store is not configured or could not be listed in this run. */
+  unknownContainers: string[];
   indexes: { name: string; documents: number; chunks: number; pending: number; maxStalenessSeconds: number }[];
 }
 
@@ -61,30 +73,47 @@ interface BlobDoc {
 export function createSweeps(deps: SweepDeps) {
   const store = deps.documents;
 
-  async function listBlobDocs(): Promise<BlobDoc[]> {
+  /**
+   * Every document blob of the boundary, and the containers whose listing is unknown: a store
+   * that is not configured (local mode without its URL) or that failed to list lists nothing,
+   * which must never read as "every blob was deleted".
+   */
+  async function listBlobDocs(): Promise<{ docs: BlobDoc[]; unknown: Set<string> }> {
     const out: BlobDoc[] = [];
+    const unknown = new Set<string>();
     for (const [blobs, container] of [
       [deps.blobs, TENANT_CONTAINER],
       [deps.sharedBlobs, SHARED_CONTAINER],
     ] as const) {
-      if (!blobs) continue;
-      for await (const b of blobs.list(container)) {
-        const meta = readBlobMetadata(b.metadata);
-        if (!meta || meta.documentid !== b.name) continue;
-        out.push({
-          tenantId: container === SHARED_CONTAINER ? SHARED_TENANT : meta.tenantid,
-          documentId: meta.documentid,
-          version: Number(meta.version),
-          tier: meta.tier,
-          etag: b.etag,
-          contentType: b.contentType ?? 'application/octet-stream',
-          container,
-          account: blobs.account,
-          lastModified: b.lastModified?.getTime() ?? deps.clock.now(),
-        });
+      if (!blobs) {
+        unknown.add(container);
+        continue;
       }
+      const listed: BlobDoc[] = [];
+      try {
+        for await (const b of blobs.list(container)) {
+          const meta = readBlobMetadata(b.metadata);
+          if (!meta || meta.documentid !== b.name) continue;
+          listed.push({
+            tenantId: container === SHARED_CONTAINER ? SHARED_TENANT : meta.tenantid,
+            documentId: meta.documentid,
+            version: Number(meta.version),
+            tier: meta.tier,
+            etag: b.etag,
+            contentType: b.contentType ?? 'application/octet-stream',
+            container,
+            account: blobs.account,
+            lastModified: b.lastModified?.getTime() ?? deps.clock.now(),
+          });
+        }
+      } catch (err) {
+        deps.logger.error('index sweep: blobs could not be listed; clean-up skipped for their documents', { container, err });
+        unknown.add(container);
+        continue; // a partial listing is as unknown as none
+      }
+      out.push(...listed);
     }
-    return out;
+    return { docs: out, unknown };
   }
 
   /** The blob store and container holding a document of `tenantId` (shared documents have their own). */
@@ -115,9 +144,19 @@ export function createSweeps(deps: SweepDeps) {
     for (const target of deps.searchIndexes) {
       holdings.push({ target, held: new Map((await target.index.documentVersions()).map((d) => [d.documentId, d])) });
     }
-    const blobs = await listBlobDocs();
+    const { docs: blobs, unknown } = await listBlobDocs();
     const blobById = new Map(blobs.map((b) => [b.documentId, b]));
-    const report: SweepReport = { runId, tier, republished: 0, orphansDeleted: 0, deletionsFinished: 0, indexes: [] };
+    const report: SweepReport = {
+      runId,
+      tier,
+      republished: 0,
+      orphansDeleted: 0,
+      deletionsFinished: 0,
+      outOfBandRefused: 0,
+      blobStateUnknown: 0,
+      unknownContainers: [...unknown],
+      indexes: [],
+    };
     const heldByAnyIndex = new Set<string>();
     const toRepublish = new Map<string, BlobDoc>();
 
@@ -140,9 +179,18 @@ export function createSweeps(deps: SweepDeps) {
           toRepublish.set(b.documentId, b);
         }
       }
+      const heldIn = new Map<string, number>(); // container -> documents this index holds of it
+      const outOfBand = new Map<string, Stored<DocumentRecord>[]>(); // container -> live rows whose blob is gone
       for (const [documentId, h] of held) {
+        const { container } = storageOf(h.tenantId);
+        heldIn.set(container, (heldIn.get(container) ?? 0) + 1);
         if (blobById.has(documentId)) {
           heldByAnyIndex.add(documentId);
+          continue;
+        }
+        if (unknown.has(container)) {
+          heldByAnyIndex.add(documentId);
+          report.blobStateUnknown++;
           continue;
         }
         // No blob listed: deleted through the API (row `deleting`), never known (no row), or
@@ -153,17 +201,52 @@ export function createSweeps(deps: SweepDeps) {
         // go, the blob itself must be absent now. One head per candidate is cheap, as orphans
         // are rare, and it holds whatever the listing missed. A row already `deleting` is being
         // removed anyway.
-        if ((live || !catalog) && (await blobState(h.tenantId, documentId)) !== 'absent') {
-          heldByAnyIndex.add(documentId);
+        if (live || !catalog) {
+          const state = await blobState(h.tenantId, documentId);
+          if (state !== 'absent') {
+            heldByAnyIndex.add(documentId);
+            if (state === 'unknown') report.blobStateUnknown++;
+            continue;
+          }
+        }
+        if (live) {
+          const rows = outOfBand.get(container) ?? [];
+          rows.push(catalog);
+          outOfBand.set(container, rows);
           continue;
         }
-        if (live && !(await markDeletedOutOfBand(catalog))) {
-          heldByAnyIndex.add(documentId); // the row changed meanwhile (a new upload): not deleted
-          continue;
-        }
-        await target.index.deleteDocument(h.tenantId, documentId);
-        await store.delete(CATALOG, h.tenantId, indexStateId(target.index.name, documentId)).catch(() => undefined);
+        await dropChunks(target, h.tenantId, documentId);
         report.orphansDeleted++;
+      }
+      // Meridian deletes blobs itself, through the API; a blob vanishing behind its back is an
+      // exception. Many at once in one container is far likelier a wrong or emptied account or
+      // a broken listing than a real mass deletion, and dropping catalog rows cannot be undone
+      // while leaving the chunks until an operator looks costs little. So above the limit none
+      // is marked: the error says why, and DELETE /api/documents/{id} still removes any of them.
+      const limit = deps.outOfBandLimit ?? { documents: 2, fraction: 0.1 };
+      for (const [container, rows] of outOfBand) {
+        const allowed = Math.max(limit.documents, Math.floor(limit.fraction * (heldIn.get(container) ?? 0)));
+        if (rows.length > allowed) {
+          deps.logger.error('index sweep refused to remove documents whose blobs are gone: too many at once', {
+            index: target.index.name,
+            container,
+            missing: rows.length,
+            held: heldIn.get(container),
+            allowed,
+            sample: rows.slice(0, 5).map((r) => r.id),
+          });
+          for (const row of rows) heldByAnyIndex.add(row.id);
+          report.outOfBandRefused += rows.length;
+          continue;
+        }
+        for (const row of rows) {
+          if (!(await markDeletedOutOfBand(row))) {
+            heldByAnyIndex.add(row.id); // the row changed meanwhile (a new upload): not deleted
+            continue;
+          }
+          await dropChunks(target, row.tenantId, row.id);
+          report.orphansDeleted++;
+        }
       }
       const stats = await target.index.stats();
       await recordStatus(target, {
@@ -208,6 +291,10 @@ export function createSweeps(deps: SweepDeps) {
     );
     for (const p of pendingDeletes.items) {
       if (heldByAnyIndex.has(p.documentId)) continue;
+      if (unknown.has(storageOf(p.partition).container)) {
+        report.blobStateUnknown++; // the blob may still be there: dropping the row would strand it
+        continue;
+      }
       const row = await store.read<DocumentRecord>(CATALOG, p.partition, p.documentId);
       if (row && row.status !== 'deleting') {
         await store.delete(CATALOG, INDEX_PARTITION, p.id); // re-uploaded meanwhile under the same id: keep it
@@ -221,7 +308,20 @@ export function createSweeps(deps: SweepDeps) {
     if (report.republished || report.orphansDeleted || report.deletionsFinished) {
       deps.logger.info('index sweep repaired the indexes', { ...report, indexes: undefined });
     }
+    if (report.blobStateUnknown) {
+      deps.logger.warn('index sweep left documents alone: their blob store is not configured or did not answer', {
+        runId,
+        documents: report.blobStateUnknown,
+        unknownContainers: report.unknownContainers,
+      });
+    }
     return report;
+  }
+
+  /** Removes a document's chunks and this index's state row for it. */
+  async function dropChunks(target: SweepDeps['searchIndexes'][number], tenantId: string, documentId: string): Promise<void> {
+    await target.index.deleteDocument(tenantId, documentId);
+    await store.delete(CATALOG, tenantId, indexStateId(target.index.name, documentId)).catch(() => undefined);
   }
 
   /** Marks a live row deleted out of band; false when the row changed meanwhile (left alone). */
