@@ -31,7 +31,8 @@ export interface SweepDeps {
   blobs?: BlobStore;
   sharedBlobs?: BlobStore;
   searchIndexes: { region: string; primary: boolean; index: SearchIndex }[];
-  publisher: Pick<Documents, 'publish'>;
+  /** Re-publishes (upserts of missing versions) and finishes deletions whose blob delete failed. */
+  publisher: Pick<Documents, 'publish' | 'finishDelete'>;
   clock: Clock;
   logger: Logger;
   boundary: string;
@@ -49,6 +50,8 @@ export interface SweepReport {
   republished: number;
   orphansDeleted: number;
   deletionsFinished: number;
+  /** Deletions found with their blob still there (its delete failed): blob deleted again, delete re-published. */
+  deletionsResumed: number;
   /** Documents whose blob is gone but that were not marked deleted: too many at once (see `outOfBandLimit`). */
   outOfBandRefused: number;
   /** Documents left alone because their blob store is not configured, could not be listed or did not answer. */
@@ -152,6 +155,7 @@ export function createSweeps(deps: SweepDeps) {
       republished: 0,
       orphansDeleted: 0,
       deletionsFinished: 0,
+      deletionsResumed: 0,
       outOfBandRefused: 0,
       blobStateUnknown: 0,
       unknownContainers: [...unknown],
@@ -290,14 +294,29 @@ export function createSweeps(deps: SweepDeps) {
       },
     );
     for (const p of pendingDeletes.items) {
-      if (heldByAnyIndex.has(p.documentId)) continue;
-      if (unknown.has(storageOf(p.partition).container)) {
-        report.blobStateUnknown++; // the blob may still be there: dropping the row would strand it
-        continue;
-      }
       const row = await store.read<DocumentRecord>(CATALOG, p.partition, p.documentId);
       if (row && row.status !== 'deleting') {
         await store.delete(CATALOG, INDEX_PARTITION, p.id); // re-uploaded meanwhile under the same id: keep it
+        continue;
+      }
+      if (row && blobById.has(p.documentId)) {
+        // `deleting` with its blob still there: the DELETE failed at the blob (the client got a
+        // 500) and no delete message went out, so nothing else would ever finish it. (Or that
+        // DELETE is still running: deleting twice and a second delete message are harmless.)
+        try {
+          await deps.publisher.finishDelete(row, runId);
+          report.deletionsResumed++;
+        } catch (err) {
+          deps.logger.error('index sweep could not finish a deletion; the next sweep retries', {
+            documentId: p.documentId,
+            err,
+          });
+        }
+        continue; // its chunks go with the delete message; a later sweep drops the row
+      }
+      if (heldByAnyIndex.has(p.documentId)) continue;
+      if (unknown.has(storageOf(p.partition).container)) {
+        report.blobStateUnknown++; // the blob may still be there: dropping the row would strand it
         continue;
       }
       if (row) await store.delete(CATALOG, p.partition, p.documentId, { ifMatch: row._etag }).catch(() => undefined);
@@ -305,7 +324,7 @@ export function createSweeps(deps: SweepDeps) {
       await store.delete(CATALOG, INDEX_PARTITION, p.id).catch(() => undefined);
       report.deletionsFinished++;
     }
-    if (report.republished || report.orphansDeleted || report.deletionsFinished) {
+    if (report.republished || report.orphansDeleted || report.deletionsFinished || report.deletionsResumed) {
       deps.logger.info('index sweep repaired the indexes', { ...report, indexes: undefined });
     }
     if (report.blobStateUnknown) {

@@ -331,4 +331,24 @@ describe('sweeps delete nothing they cannot prove deleted', () => {
     expect(await raised.run('kb', 'r2')).toMatchObject({ orphansDeleted: 3, deletionsFinished: 3, outOfBandRefused: 0 });
     expect(await Promise.all(ids.map(t.statusOf))).toEqual(['gone', 'gone', 'gone', 'indexed', 'indexed']);
   });
+
+  it('finishes a deletion whose blob delete failed: blob deleted, delete re-published, row dropped later', async () => {
+    const t = setup('failed-delete');
+    const a = await t.uploadAndIndex('a.md');
+    t.blobs.failDeletes = 1;
+    await expect(t.docs.remove(alice, a.documentId)).rejects.toMatchObject({ code: 'unavailable' });
+    expect(await t.statusOf(a.documentId)).toBe('deleting');
+    expect(t.sent).toEqual([]); // no delete message went out
+
+    const report = await t.sweepsOver().run('upload', 'r1');
+    expect(report).toMatchObject({ deletionsResumed: 1, deletionsFinished: 0, orphansDeleted: 0 });
+    expect(await t.blobs.head('documents', a.documentId)).toBeUndefined();
+    expect(t.sent.map((m) => [m.messageId, m.body])).toEqual([
+      [`delete:${a.documentId}@2:sweep:r1`, expect.objectContaining({ op: 'delete', documentId: a.documentId, version: 2 })],
+    ]);
+    await t.drain();
+    expect(await t.isHeld(a.documentId)).toBe(false);
+    expect(await t.sweepsOver().run('upload', 'r2')).toMatchObject({ deletionsResumed: 0, deletionsFinished: 1 });
+    expect(await t.statusOf(a.documentId)).toBe('gone');
+  });
 });
