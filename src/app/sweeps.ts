@@ -4,7 +4,11 @@
  * - a document whose blob version the index does not hold (missing, stale, or chunks removed
  *   behind the indexer's back) is re-published with a sweep message id (so duplicate
  *   detection does not drop it) after its index state row is cleared (so it is not skipped);
- * - chunks of documents that no longer exist (no catalog row, or `deleting`) are deleted;
+ * - chunks of documents that no longer exist (no catalog row, or `deleting`) are deleted, and a
+ *   live document whose blob is gone is deleted too ("out of band"), but only once a head
+ *   confirms the blob absent, never for a container whose blob store is not configured or
+ *   cannot be listed (unknown is not empty), and never for more than a few at once;
+ * - a deletion whose blob delete failed is finished (blob deleted, delete re-published);
  * - catalog rows of finished deletions (no served index holds a chunk) are dropped;
  * - freshness per index is recorded for `GET /api/index/status`.
  * A sweep handles the documents of its tier; orphan and deletion clean-up run in every sweep.
