@@ -78,11 +78,17 @@ export function createDocuments(deps: DocumentsDeps) {
           extensions: { requiredRoles: ['platform-admin'] },
         });
       }
+    }
+    return storage(scope, principal.tenantId);
+  }
+
+  function storage(scope: 'tenant' | 'shared', tenantId: string) {
+    if (scope === 'shared') {
       if (!deps.sharedBlobs) throw new AppError('unavailable', 'Shared document storage is not configured.');
       return { partition: SHARED_TENANT, blobs: deps.sharedBlobs, container: SHARED_CONTAINER, targetRegion: 'all' };
     }
     if (!deps.blobs) throw new AppError('unavailable', 'Document storage is not configured.');
-    return { partition: principal.tenantId, blobs: deps.blobs, container: TENANT_CONTAINER, targetRegion: deps.boundary };
+    return { partition: tenantId, blobs: deps.blobs, container: TENANT_CONTAINER, targetRegion: deps.boundary };
   }
 
   /** The tenant's document, or 404 (also for another tenant's: never 403). */
@@ -202,8 +208,7 @@ export function createDocuments(deps: DocumentsDeps) {
    */
   async function remove(principal: Principal, documentId: string): Promise<void> {
     const row = await find(principal, documentId);
-    const scope = row.tenantId === SHARED_TENANT ? 'shared' : 'tenant';
-    const t = target(scope, principal);
+    target(row.tenantId === SHARED_TENANT ? 'shared' : 'tenant', principal); // 403 or 503 before anything changes
     let current = row;
     if (row.status !== 'deleting') {
       const deleting: DocumentRecord = {
@@ -223,17 +228,31 @@ export function createDocuments(deps: DocumentsDeps) {
       documentId,
       partition: row.tenantId,
     });
-    await t.blobs.delete(t.container, documentId);
-    await publish({
-      op: 'delete',
-      documentId,
-      version: current.version,
-      targetRegion: t.targetRegion,
-      blob: { account: t.blobs.account, container: t.container, name: documentId },
-      etag: current.etag,
-      tier: current.tier,
-      contentType: current.contentType,
-    });
+    await finishDelete(current);
+  }
+
+  /**
+   * The rest of a deletion once the row is `deleting` and its `pending-delete` exists: removes
+   * the blob and publishes the delete. Sweeps call it again (with their run id, so the message
+   * is not dropped as a duplicate) when a blob delete failed and left the blob behind.
+   * @throws AppError `unavailable` when the document's blob store is not configured or fails.
+   */
+  async function finishDelete(row: DocumentRecord, sweepRunId?: string): Promise<void> {
+    const t = storage(row.tenantId === SHARED_TENANT ? 'shared' : 'tenant', row.tenantId);
+    await t.blobs.delete(t.container, row.id);
+    await publish(
+      {
+        op: 'delete',
+        documentId: row.id,
+        version: row.version,
+        targetRegion: t.targetRegion,
+        blob: { account: t.blobs.account, container: t.container, name: row.id },
+        etag: row.etag,
+        tier: row.tier,
+        contentType: row.contentType,
+      },
+      sweepRunId,
+    );
   }
 
   async function publish(e: Omit<IngestionEvent, 'schema' | 'occurredAt'>, sweepRunId?: string): Promise<void> {
@@ -275,7 +294,7 @@ export function createDocuments(deps: DocumentsDeps) {
     return 'published';
   }
 
-  return { upload, list, get, remove, publish, publishBlobChange };
+  return { upload, list, get, remove, finishDelete, publish, publishBlobChange };
 }
 
 export type Documents = ReturnType<typeof createDocuments>;

@@ -16,8 +16,12 @@ import { createIndexer, INDEX_PARTITION } from '../../src/app/indexer';
 import { createJsonLogger } from '../../src/app/logging';
 import { createSweeps } from '../../src/app/sweeps';
 import { loadCatalog } from '../../src/config';
+import { AppError } from '../../src/domain/errors';
 import type { Principal } from '../../src/domain/tenancy';
+import type { BlobProperties, BlobStore } from '../../src/ports/blob-store';
 import type { Embedder } from '../../src/ports/embedder';
+import type { OutgoingMessage } from '../../src/ports/event-publisher';
+import { MemoryBlobStore } from '../helpers/memory-blobs';
 
 /** Deterministic 512-dim unit vectors from character trigrams: fast, and similar texts stay similar. */
 const trigramEmbedder: Embedder = {
@@ -36,6 +40,16 @@ const trigramEmbedder: Embedder = {
 };
 
 const catalog = loadCatalog();
+
+/** `blobs` with `list` replaced (a listing that races, misses a blob or fails). */
+const withList = (blobs: BlobStore, list: BlobStore['list']): BlobStore =>
+  new Proxy(blobs, {
+    get(target, prop) {
+      if (prop === 'list') return list;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 const alice: Principal = { tenantId: 'tenant-acme-corp', userId: 'alice', roles: [], boundary: 'us' };
 
 describe('index sweeps repair what events missed', () => {
@@ -170,4 +184,171 @@ describe('index sweeps repair what events missed', () => {
     await documents.close();
     index.close();
   }, 60_000);
+});
+
+describe('sweeps delete nothing they cannot prove deleted', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-sweeps-safety-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** One boundary on fast local adapters; the indexer is fed by hand, as the subscription would. */
+  const setup = (name: string) => {
+    const clock = new ManualClock(Date.now());
+    const logged: { level: string; msg: string; [field: string]: unknown }[] = [];
+    const logger = createJsonLogger({ clock, sink: (line) => void logged.push(JSON.parse(line)) });
+    const documents = new SqliteDocumentStore({
+      path: path.join(dir, `${name}.sqlite`),
+      containers: catalog.topology.containers,
+      clock,
+    });
+    const blobs = new MemoryBlobStore(['documents']);
+    const sent: OutgoingMessage[] = [];
+    const events = {
+      publish: async (_topic: string, m: OutgoingMessage) => void sent.push(m),
+      publishBatch: async () => undefined,
+    };
+    const index = new LocalSearchIndex({
+      file: path.join(dir, `${name}-search.sqlite`),
+      name: 'meridian-eastus',
+      dimensions: 512,
+    });
+    const base = { documents, clock, logger, boundary: 'us' };
+    const docs = createDocuments({ ...base, blobs, events, maxDocumentBytes: 1 << 20 });
+    const indexer = createIndexer(
+      { ...base, blobs, extractor: new LocalTextExtractor(), embedder: trigramEmbedder, countTokens },
+      { index, region: 'eastus', primary: true },
+    );
+    const searchIndexes = [{ region: 'eastus', primary: true, index }];
+    const sweepsOver = (over: { blobs?: BlobStore } = { blobs }) =>
+      createSweeps({ ...base, ...(over.blobs ? { blobs: over.blobs } : {}), searchIndexes, publisher: docs });
+    /** Hands every message published so far to the indexer. */
+    const drain = async () => {
+      for (let m = sent.shift(); m; m = sent.shift()) await indexer.handle(m.body);
+    };
+    const uploadAndIndex = async (name: string) => {
+      const r = await docs.upload(alice, {
+        name,
+        tier: 'kb',
+        scope: 'tenant',
+        contentType: 'text/markdown',
+        bytes: Buffer.from(`# ${name}\nSome text about ${name}.`),
+      });
+      await docs.publishBlobChange('tenant', r.documentId);
+      await drain();
+      return r;
+    };
+    const isHeld = async (documentId: string) => (await index.documentVersions()).some((d) => d.documentId === documentId);
+    const statusOf = (documentId: string) =>
+      docs.get(alice, documentId).then(
+        (d) => d.status,
+        () => 'gone',
+      );
+    return { base, blobs, searchIndexes, docs, sent, logged, drain, uploadAndIndex, isHeld, statusOf, sweepsOver };
+  };
+
+  it('keeps a document uploaded and indexed while the sweep lists the blobs', async () => {
+    const t = setup('race');
+    await t.uploadAndIndex('old.md');
+    // The listing is a snapshot taken before the upload; the upload is indexed before the
+    // listing is used.
+    let fresh: { documentId: string } | undefined;
+    const racingBlobs = withList(t.blobs, async function* (container) {
+      const snapshot: BlobProperties[] = [];
+      for await (const b of t.blobs.list(container)) snapshot.push(b);
+      fresh ??= await t.uploadAndIndex('new.md');
+      yield* snapshot;
+    });
+    const report = await t.sweepsOver({ blobs: racingBlobs }).run('upload', 'r1');
+    expect(report).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0 });
+    expect(await t.statusOf(fresh!.documentId)).toBe('indexed');
+    expect(await t.isHeld(fresh!.documentId)).toBe(true);
+  });
+
+  it('keeps a held document that a listing missed while its blob exists', async () => {
+    const t = setup('missed');
+    const a = await t.uploadAndIndex('a.md');
+    const missing = withList(t.blobs, async function* (container) {
+      for await (const b of t.blobs.list(container)) if (b.name !== a.documentId) yield b;
+    });
+    expect(await t.sweepsOver({ blobs: missing }).run('kb', 'r1')).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0 });
+    expect(await t.statusOf(a.documentId)).toBe('indexed');
+    expect(await t.isHeld(a.documentId)).toBe(true);
+  });
+
+  it('treats a blob store that is not configured or cannot list as unknown, never as empty', async () => {
+    const t = setup('no-blob-store');
+    const ids: string[] = [];
+    for (const n of ['a.md', 'b.md', 'c.md']) ids.push((await t.uploadAndIndex(n)).documentId);
+    // A deletion whose blob delete failed: the row is `deleting`, the blob and chunks remain.
+    t.blobs.failDeletes = 1;
+    await expect(t.docs.remove(alice, ids[2]!)).rejects.toMatchObject({ code: 'unavailable' });
+
+    // Same data, a process without MERIDIAN_BLOB_URL (no blob store) and one whose listing fails.
+    const failing = withList(t.blobs, async function* () {
+      yield* [];
+      throw new AppError('unavailable', 'blob listing failed');
+    });
+    for (const sweeps of [t.sweepsOver({}), t.sweepsOver({ blobs: failing })]) {
+      const report = await sweeps.run('kb', 'r1');
+      expect(report).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0, blobStateUnknown: 3 });
+      expect(report.unknownContainers).toContain('documents');
+    }
+    expect(await Promise.all(ids.map(t.statusOf))).toEqual(['indexed', 'indexed', 'deleting']);
+    for (const id of ids) expect(await t.isHeld(id)).toBe(true);
+    expect(t.blobs.containers.get('documents')?.size).toBe(3);
+    expect(t.logged.filter((l) => l.level === 'warn').map((l) => l['message'])).toContain(
+      'index sweep left documents alone: their blob store is not configured or did not answer',
+    );
+  });
+
+  it('refuses to mark many documents deleted out of band in one run, and reports it', async () => {
+    const t = setup('mass');
+    const ids: string[] = [];
+    for (const n of ['a.md', 'b.md', 'c.md', 'd.md', 'e.md']) ids.push((await t.uploadAndIndex(n)).documentId);
+    // Three of five blobs gone at once (say, a wrong or emptied account): above the limit.
+    for (const id of ids.slice(0, 3)) t.blobs.containers.get('documents')!.delete(id);
+    const report = await t.sweepsOver().run('kb', 'r1');
+    expect(report).toMatchObject({ orphansDeleted: 0, deletionsFinished: 0, outOfBandRefused: 3 });
+    expect(await Promise.all(ids.map(t.statusOf))).toEqual(['indexed', 'indexed', 'indexed', 'indexed', 'indexed']);
+    expect(t.logged.find((l) => l.level === 'error')).toMatchObject({
+      message: 'index sweep refused to remove documents whose blobs are gone: too many at once',
+      container: 'documents',
+      missing: 3,
+      held: 5,
+      allowed: 2,
+    });
+
+    // An operator who means it raises the limit (or deletes them through the API).
+    const raised = createSweeps({
+      ...t.base,
+      blobs: t.blobs,
+      searchIndexes: t.searchIndexes,
+      publisher: t.docs,
+      outOfBandLimit: { documents: 3, fraction: 0 },
+    });
+    expect(await raised.run('kb', 'r2')).toMatchObject({ orphansDeleted: 3, deletionsFinished: 3, outOfBandRefused: 0 });
+    expect(await Promise.all(ids.map(t.statusOf))).toEqual(['gone', 'gone', 'gone', 'indexed', 'indexed']);
+  });
+
+  it('finishes a deletion whose blob delete failed: blob deleted, delete re-published, row dropped later', async () => {
+    const t = setup('failed-delete');
+    const a = await t.uploadAndIndex('a.md');
+    t.blobs.failDeletes = 1;
+    await expect(t.docs.remove(alice, a.documentId)).rejects.toMatchObject({ code: 'unavailable' });
+    expect(await t.statusOf(a.documentId)).toBe('deleting');
+    expect(t.sent).toEqual([]); // no delete message went out
+
+    const report = await t.sweepsOver().run('upload', 'r1');
+    expect(report).toMatchObject({ deletionsResumed: 1, deletionsFinished: 0, orphansDeleted: 0 });
+    expect(await t.blobs.head('documents', a.documentId)).toBeUndefined();
+    expect(t.sent.map((m) => [m.messageId, m.body])).toEqual([
+      [`delete:${a.documentId}@2:sweep:r1`, expect.objectContaining({ op: 'delete', documentId: a.documentId, version: 2 })],
+    ]);
+    await t.drain();
+    expect(await t.isHeld(a.documentId)).toBe(false);
+    expect(await t.sweepsOver().run('upload', 'r2')).toMatchObject({ deletionsResumed: 0, deletionsFinished: 1 });
+    expect(await t.statusOf(a.documentId)).toBe('gone');
+  });
 });

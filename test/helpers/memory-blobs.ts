@@ -6,12 +6,14 @@ import type { DocumentStore } from '../../src/ports/document-store';
 /**
  * A BlobStore in memory for use-case tests (the Azurite-backed adapter has its own tests):
  * containers must exist before a put (as in Azure: `not_found`), and `failPuts` makes the
- * account refuse writes (`unavailable`), as a storage outage would.
+ * account refuse writes (`unavailable`), as a storage outage would; `failDeletes` does the same
+ * for that many deletes.
  */
 export class MemoryBlobStore implements BlobStore {
   readonly account = 'memory';
   readonly containers = new Map<string, Map<string, BlobContent>>();
   failPuts = false;
+  failDeletes = 0;
   private etag = 0;
 
   constructor(containers: string[] = []) {
@@ -51,6 +53,10 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   async delete(container: string, name: string): Promise<boolean> {
+    if (this.failDeletes > 0) {
+      this.failDeletes--;
+      throw new AppError('unavailable', `blob ${container}/${name}: storage failed`);
+    }
     return this.containers.get(container)?.delete(name) ?? false;
   }
 
