@@ -2,9 +2,12 @@
  * Regional indexing: one indexer per search index, fed by its `meridian-<region>-indexer`
  * subscription. Out-of-order and duplicate deliveries are harmless: each index keeps a state
  * row per document (`idx:<index>:<documentId>`, the version it holds) and skips messages that
- * are not newer. Failures that will not heal (unsupported or corrupt content) mark the
- * document `failed` and complete; transient ones throw so Service Bus retries and finally
- * dead-letters, and the dead-letter handler marks the document `failed` with the reason.
+ * are not newer. The state row is written last, after the catalog and the tenant's
+ * `indexVersion`: it means "this version is done", so a delivery that failed anywhere before
+ * it is redelivered and finishes the job instead of being skipped. Failures that will not heal
+ * (unsupported or corrupt content) mark the document `failed` and complete; transient ones
+ * throw so Service Bus retries and finally dead-letters, and the dead-letter handler marks the
+ * document `failed` with the reason.
  */
 import { chunkDocument, embeddingText, type Chunk, type TokenCounter } from '../domain/chunking';
 import {
@@ -170,7 +173,13 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     }
   }
 
-  async function saveState(tenantId: string, e: IngestionEvent, chunks: number): Promise<void> {
+  /**
+   * Records what the index holds. Called last, once the catalog and `indexVersion` are done, so
+   * the row means "this version is finished" and only then makes redeliveries skip. It never
+   * moves back: a message that finishes after a newer one leaves the newer row.
+   * @returns the newer state that was kept, or undefined when this one was written.
+   */
+  async function saveState(tenantId: string, e: IngestionEvent, chunks: number): Promise<IndexState | undefined> {
     const state: IndexState = {
       id: indexStateId(target.index.name, e.documentId),
       tenantId,
@@ -183,7 +192,18 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
       op: e.op,
       indexedAt: iso(),
     };
-    await store.upsert(CATALOG, state);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await store.read<IndexState>(CATALOG, tenantId, state.id);
+      if (current && current.version > e.version) return current;
+      try {
+        if (current) await store.upsert(CATALOG, state, { ifMatch: current._etag });
+        else await store.create(CATALOG, state);
+        return undefined;
+      } catch (err) {
+        if (!isAppError(err, 'precondition_failed') && !isAppError(err, 'conflict')) throw err;
+      }
+    }
+    throw new AppError('unavailable', `index state of ${e.documentId} keeps changing; retry`);
   }
 
   /**
@@ -248,6 +268,11 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     await store.upsert(CATALOG, row, existing ? { ifMatch: existing._etag } : {});
   }
 
+  /**
+   * Handles one delivery. Every write is idempotent and the state row comes last, so a delivery
+   * that throws part-way is finished by its redelivery.
+   * @throws on transient failures (the trigger abandons; Service Bus redelivers).
+   */
   async function handle(body: unknown): Promise<IndexOutcome> {
     const e = parse(body);
     const tenantId = await tenantOf(e);
@@ -259,8 +284,8 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
 
     if (e.op === 'delete') {
       const removed = await target.index.deleteDocument(tenantId, e.documentId);
-      await saveState(tenantId, e, 0);
       await bumpIndexVersion(tenantId);
+      await saveState(tenantId, e, 0);
       log.info('document removed from index', { documentId: e.documentId, version: e.version, chunks: removed });
       return { result: 'deleted', chunks: removed };
     }
@@ -283,8 +308,8 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     } catch (err) {
       if (!isPermanent(err)) throw err;
       const reason = err instanceof Error ? err.message : String(err);
-      await saveState(tenantId, e, 0);
       await updateCatalog(tenantId, e, { status: 'failed', error: reason });
+      await saveState(tenantId, e, 0);
       log.warn('document cannot be indexed', { documentId: e.documentId, version: e.version, reason });
       return { result: 'failed', reason };
     }
@@ -293,9 +318,16 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     const doc = { tenantId, documentName: meta.name, tier: e.tier, etag: e.etag };
     await target.index.upsertChunks(chunks.map((c, i) => toIndexedChunk(c, doc, vectors[i] as Float32Array)));
     await target.index.deleteOlderVersions(tenantId, e.documentId, e.version);
-    await saveState(tenantId, e, chunks.length);
     await updateCatalog(tenantId, e, { status: 'indexed', chunks: chunks.length, indexedAt: iso() });
     await bumpIndexVersion(tenantId);
+    const newer = await saveState(tenantId, e, chunks.length);
+    if (newer) {
+      // A newer message finished while this one ran (its blob was read before the upload), so
+      // the chunks just written are stale: take them out again rather than wait for a sweep.
+      if (newer.op === 'delete') await target.index.deleteDocument(tenantId, e.documentId);
+      else if (newer.chunks > 0) await target.index.deleteOlderVersions(tenantId, e.documentId, newer.version);
+      return { result: 'skipped', reason: `index holds version ${newer.version} > ${e.version} (finished meanwhile)` };
+    }
     return { result: 'indexed', chunks: chunks.length };
   }
 
