@@ -15,8 +15,17 @@ import { SqliteDocumentStore } from '../../src/adapters/local/sqlite-document-st
 import { LocalTextExtractor } from '../../src/adapters/local/text-extractor';
 import { countTokens } from '../../src/adapters/local/token-counter';
 import { CATALOG, createDocuments, type Documents } from '../../src/app/documents';
-import { createIndexer, INDEX_VERSION_ID, indexStateId, type IndexState, type Indexer } from '../../src/app/indexer';
+import {
+  createIndexer,
+  INDEX_PARTITION,
+  INDEX_VERSION_ID,
+  indexStateId,
+  type IndexState,
+  type Indexer,
+  type PoisonMessageRecord,
+} from '../../src/app/indexer';
 import { createJsonLogger } from '../../src/app/logging';
+import { createSweeps } from '../../src/app/sweeps';
 import { loadCatalog } from '../../src/config';
 import { AppError } from '../../src/domain/errors';
 import type { Principal } from '../../src/domain/tenancy';
@@ -136,6 +145,12 @@ describe('indexer', () => {
   const held = async (documentId: string) => (await index.documentVersions()).find((d) => d.documentId === documentId);
   const isDocument = (c: string, item: { kind?: unknown }) => c === CATALOG && item.kind === 'document';
   const isIndexVersion = (c: string, item: { id?: string }) => c === CATALOG && item.id === INDEX_VERSION_ID;
+  const poisonRows = async () =>
+    (
+      await real.query<PoisonMessageRecord>(CATALOG, INDEX_PARTITION, {
+        where: [{ path: '/kind', op: '=', value: 'poison-message' }],
+      })
+    ).items;
 
   describe('a redelivery finishes what a transient failure interrupted', () => {
     it('catalog update fails after the chunks are committed: the redelivery marks it indexed and moves indexVersion', async () => {
@@ -206,6 +221,112 @@ describe('indexer', () => {
       expect(row).toMatchObject({ status: 'indexed', version: 2 });
       expect(await stateOf(v1.documentId)).toMatchObject({ version: 2 });
       expect(await held(v1.documentId)).toMatchObject({ version: 2, olderVersionChunks: 0 });
+    });
+  });
+
+  describe('a malformed message is recorded with its reason and completed, not retried', () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const statusOf = async () =>
+      (
+        await createSweeps({
+          documents: real,
+          clock,
+          logger: createJsonLogger({ clock, sink: () => undefined }),
+          boundary: 'us',
+          searchIndexes: [{ region: 'eastus', primary: true, index }],
+          publisher: docs,
+        }).status()
+      ).indexes[0];
+
+    it('fails schema validation: resolves `rejected`, keeps the raw body with the zod issues, counts it once', async () => {
+      const body = { schema: 1, op: 'upsert', documentId: 'abc', version: 'two' };
+      const outcome = await indexer.handle(body, { messageId: 'garbage-1', deliveryCount: 1 });
+      expect(outcome).toMatchObject({ result: 'rejected' });
+      // A redelivery (the completion was lost) is recognised: one row, counted once.
+      await expect(indexer.handle(body, { messageId: 'garbage-1', deliveryCount: 2 })).resolves.toMatchObject({
+        result: 'rejected',
+      });
+
+      const rows = await poisonRows();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({
+        disposition: 'rejected',
+        index: 'meridian-eastus',
+        boundary: 'us',
+        messageId: 'garbage-1',
+        body,
+        bodyEncoding: 'json',
+        bodyTruncated: false,
+      });
+      expect(rows[0]?.reason).toMatch(/version/);
+      expect(rows[0]?.reason).toMatch(/documentId/);
+      expect((await statusOf())?.deadLettered).toBe(1);
+      expect(logs.find((l) => l['message'] === 'index-sync message rejected')).toMatchObject({
+        level: 'error',
+        messageId: 'garbage-1',
+      });
+    });
+
+    it('non-JSON bytes and text are kept too, each message once', async () => {
+      await indexer.handle(Buffer.from([0xde, 0xad, 0xbe, 0xef]), { messageId: 'bytes' });
+      await indexer.handle('not json at all', { messageId: 'text' });
+      await indexer.handle('not json at all', { messageId: 'text-again' }); // another message, same body
+      const rows = await poisonRows();
+      expect(rows.map((r) => [r.messageId, r.bodyEncoding, r.body]).sort()).toEqual([
+        ['bytes', 'base64', '3q2+7w=='],
+        ['text', 'text', 'not json at all'],
+        ['text-again', 'text', 'not json at all'],
+      ]);
+      expect((await statusOf())?.deadLettered).toBe(3);
+    });
+
+    it('breaks the blob-name rule: rejected with the reason; the document it names is left as it was', async () => {
+      const m = await upload('poisoned.md', '# Poison target\nThis document will receive a poison message.');
+      await indexer.handle(m.body);
+      const poison = {
+        ...(m.body as Record<string, unknown>),
+        version: 2,
+        blob: { account: 'x', container: 'documents', name: 'nope' },
+      };
+      await expect(indexer.handle(poison, { messageId: 'p' })).resolves.toMatchObject({
+        result: 'rejected',
+        reason: expect.stringMatching(/blob\.name/) as unknown,
+      });
+      expect(await docs.get(alice, m.documentId)).toMatchObject({ status: 'indexed', version: 1 });
+      expect((await statusOf())?.deadLettered).toBe(1);
+    });
+
+    it('when the record cannot be written, the delivery throws so the bus keeps the message', async () => {
+      fault = { op: 'batch', matches: () => true, remaining: 1 };
+      await expect(indexer.handle({ nonsense: true }, { messageId: 'x' })).rejects.toThrow(/injected/);
+      expect(await poisonRows()).toHaveLength(0);
+      await expect(indexer.handle({ nonsense: true }, { messageId: 'x' })).resolves.toMatchObject({ result: 'rejected' });
+      expect((await statusOf())?.deadLettered).toBe(1);
+    });
+
+    it('the dead-letter handler records and counts an unparseable message with its validation reason', async () => {
+      await indexer.handleDeadLetter({ nonsense: true }, 'MaxDeliveryCountExceeded', 'delivered 5 times', { messageId: 'dl' });
+      const rows = await poisonRows();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({
+        disposition: 'dead-lettered',
+        deadLetterReason: 'MaxDeliveryCountExceeded',
+        deadLetterErrorDescription: 'delivered 5 times',
+        body: { nonsense: true },
+      });
+      expect(rows[0]?.reason).toMatch(/not an index-sync message/);
+      expect((await statusOf())?.deadLettered).toBe(1);
+    });
+
+    it('the dead-letter handler marks a valid message’s document failed and counts it once per message', async () => {
+      const m = await upload('stuck.md', '# Stuck\nThis one never gets indexed.');
+      await indexer.handleDeadLetter(m.body, 'TTLExpiredException', undefined, { messageId: m.messageId });
+      await indexer.handleDeadLetter(m.body, 'TTLExpiredException', undefined, { messageId: m.messageId });
+      expect(await docs.get(alice, m.documentId)).toMatchObject({
+        status: 'failed',
+        error: 'dead-lettered: TTLExpiredException',
+      });
+      expect((await statusOf())?.deadLettered).toBe(1);
     });
   });
 });
