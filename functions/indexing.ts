@@ -5,7 +5,7 @@
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { useCase as documentsUseCase } from './documents';
-import { createIndexer, type Indexer } from '../src/app/indexer';
+import { createIndexer, type DeliveryInfo, type Indexer } from '../src/app/indexer';
 import { createSweeps, type Sweeps } from '../src/app/sweeps';
 import { getDeps } from '../src/composition';
 import { TIER_BOUNDS, TIERS } from '../src/domain/documents';
@@ -54,14 +54,28 @@ const useSweeps = () =>
     ...(deps.sharedBlobs ? { sharedBlobs: deps.sharedBlobs } : {}),
   }));
 
+/** Message id and delivery count from the Service Bus trigger's metadata (camel-cased by the library). */
+function deliveryOf(context: InvocationContext): DeliveryInfo {
+  const meta = context.triggerMetadata ?? {};
+  const messageId = meta['messageId'];
+  const deliveryCount = Number(meta['deliveryCount']);
+  return {
+    ...(typeof messageId === 'string' ? { messageId } : {}),
+    ...(Number.isInteger(deliveryCount) ? { deliveryCount } : {}),
+  };
+}
+
 for (const { region, index } of deps.searchIndexes) {
   const subscription = `${index.name}-indexer`;
   app.serviceBusTopic(`indexer-${region}`, {
     connection: 'ServiceBusConnection',
     topicName: 'index-sync',
     subscriptionName: subscription,
+    // Returning completes the message, throwing abandons it: the binding offers no dead-letter
+    // with a reason, so a malformed message comes back as `rejected` (recorded with its reason
+    // by the indexer) and is completed rather than retried to MaxDeliveryCountExceeded.
     handler: async (message: unknown, context: InvocationContext) => {
-      const outcome = await indexerFor(region).handle(message);
+      const outcome = await indexerFor(region).handle(message, deliveryOf(context));
       context.debug(`index ${index.name}: ${outcome.result}`);
     },
   });
@@ -75,6 +89,7 @@ for (const { region, index } of deps.searchIndexes) {
         message,
         String(meta['deadLetterReason'] ?? 'unknown'),
         meta['deadLetterErrorDescription'] === undefined ? undefined : String(meta['deadLetterErrorDescription']),
+        deliveryOf(context),
       );
     },
   });

@@ -2,9 +2,13 @@
  * Regional indexing: one indexer per search index, fed by its `meridian-<region>-indexer`
  * subscription. Out-of-order and duplicate deliveries are harmless: each index keeps a state
  * row per document (`idx:<index>:<documentId>`, the version it holds) and skips messages that
- * are not newer. Failures that will not heal (unsupported or corrupt content) mark the
- * document `failed` and complete; transient ones throw so Service Bus retries and finally
- * dead-letters, and the dead-letter handler marks the document `failed` with the reason.
+ * are not newer. The state row is written last, after the catalog and the tenant's
+ * `indexVersion`: it means "this version is done", so a delivery that failed anywhere before
+ * it is redelivered and finishes the job instead of being skipped. Failures that will not heal
+ * (unsupported or corrupt content) mark the document `failed` and complete; transient ones
+ * throw so Service Bus retries and finally dead-letters, and the dead-letter handler marks the
+ * document `failed` with the reason. A message that is not an index-sync message at all is
+ * recorded whole with the reason (a poison row) and completed: see `rejectPoison`.
  */
 import { chunkDocument, embeddingText, type Chunk, type TokenCounter } from '../domain/chunking';
 import {
@@ -24,6 +28,7 @@ import type { Logger } from '../ports/logger';
 import type { IndexedChunk, SearchIndex } from '../ports/search-index';
 import type { TextExtractor } from '../ports/text-extractor';
 import { CATALOG, DOCUMENT_INDEX } from './documents';
+import { sha256Hex } from './hashing';
 
 /** The version and chunk count one index holds for one document. */
 export interface IndexState {
@@ -67,42 +72,146 @@ export interface IndexStatusRecord {
   [extra: string]: unknown;
 }
 
-/** Adds to a counter of an index's status row, creating the row when missing. */
-export async function incrementIndexStatus(
+/** An empty status row for an index (sweeps fill in the figures); an existing row is kept. */
+async function ensureIndexStatus(
   store: DocumentStore,
   target: { name: string; region: string; boundary: string },
-  field: 'deadLettered',
-  by: number,
 ): Promise<void> {
-  const id = indexStatusId(target.name);
+  const row: IndexStatusRecord = {
+    id: indexStatusId(target.name),
+    tenantId: INDEX_PARTITION,
+    kind: 'index-status',
+    name: target.name,
+    region: target.region,
+    boundary: target.boundary,
+    documents: 0,
+    chunks: 0,
+    pending: 0,
+    deadLettered: 0,
+    maxStalenessSeconds: 0,
+    lastSweepAt: null,
+  };
+  try {
+    await store.create(CATALOG, row);
+  } catch (err) {
+    if (!isAppError(err, 'conflict')) throw err;
+  }
+}
+
+/** Why and how a poison message reached its index. */
+export interface PoisonEntry {
+  /** `rejected`: failed validation on delivery; `dead-lettered`: consumed from the dead-letter queue. */
+  disposition: 'rejected' | 'dead-lettered';
+  reason: string;
+  messageId: string | null;
+  deliveryCount: number | null;
+  deadLetterReason?: string;
+  deadLetterErrorDescription?: string;
+  recordedAt: string;
+}
+
+/**
+ * A message an index could not use, kept with the reason: a malformed one the indexer rejected
+ * (completed, so the bus no longer holds it) or one taken from the dead-letter queue. Rows stay
+ * until an operator deletes them; each one counts once in the index's `deadLettered`.
+ */
+export interface PoisonMessageRecord extends PoisonEntry {
+  id: string;
+  tenantId: typeof INDEX_PARTITION;
+  kind: 'poison-message';
+  index: string;
+  region: string;
+  boundary: string;
+  /** The body as delivered: parsed JSON, text, or base64 of bytes (see `bodyEncoding`). */
+  body: unknown;
+  bodyEncoding: 'json' | 'text' | 'base64';
+  /** UTF-8 size of the body as stored (before any truncation). */
+  bodyBytes: number;
+  /** Only past MAX_POISON_BODY_BYTES (more than a Standard-tier message can hold): `body` is a text prefix. */
+  bodyTruncated: boolean;
+  [extra: string]: unknown;
+}
+
+/**
+ * Bodies are kept whole up to this size: every message a Standard-tier namespace accepts
+ * (256 KB) fits, and the row stays far below the store's 2 MiB item limit.
+ */
+export const MAX_POISON_BODY_BYTES = 512 * 1024;
+
+/** What the trigger knows about a delivery besides its body. */
+export interface DeliveryInfo {
+  messageId?: string;
+  deliveryCount?: number;
+}
+
+type StoredBody = Pick<PoisonMessageRecord, 'body' | 'bodyEncoding' | 'bodyBytes' | 'bodyTruncated'>;
+
+/** The stored form of a delivered body, and its full text (what identifies the message). */
+function storedBody(body: unknown): { stored: StoredBody; text: string } {
+  let encoding: PoisonMessageRecord['bodyEncoding'];
+  let text: string;
+  if (body instanceof Uint8Array) {
+    encoding = 'base64';
+    text = Buffer.from(body).toString('base64');
+  } else if (typeof body === 'string') {
+    encoding = 'text';
+    text = body;
+  } else {
+    encoding = 'json';
+    text = JSON.stringify(body ?? null) ?? 'null';
+  }
+  const bytes = new TextEncoder().encode(text).length;
+  if (bytes <= MAX_POISON_BODY_BYTES) {
+    const kept = encoding === 'json' ? (JSON.parse(text) as unknown) : text;
+    return { stored: { body: kept, bodyEncoding: encoding, bodyBytes: bytes, bodyTruncated: false }, text };
+  }
+  // A prefix of MAX_POISON_BODY_BYTES / 4 characters is at most MAX_POISON_BODY_BYTES in UTF-8.
+  const prefix = text.slice(0, MAX_POISON_BODY_BYTES / 4);
+  return { stored: { body: prefix, bodyEncoding: 'text', bodyBytes: bytes, bodyTruncated: true }, text };
+}
+
+export const poisonMessageRowId = (index: string, key: string) => `poison:${index}:${key}`;
+
+/**
+ * Records a poison message in the `_index` partition and counts it in the index's
+ * `deadLettered`, in one transactional batch, once per message: a redelivery (same message id
+ * and body) finds its row and counts nothing. Two different messages that reuse a message id
+ * get two rows.
+ * @returns false when the message was already recorded.
+ * @throws the store's AppError (transient ones: the caller throws, so the bus keeps the message).
+ */
+export async function recordPoisonMessage(
+  store: DocumentStore,
+  target: { name: string; region: string; boundary: string },
+  entry: PoisonEntry,
+  body: unknown,
+): Promise<boolean> {
+  const { stored, text } = storedBody(body);
+  const row: PoisonMessageRecord = {
+    ...entry,
+    ...stored,
+    id: poisonMessageRowId(target.name, sha256Hex(`${entry.messageId ?? ''}\n${text}`)),
+    tenantId: INDEX_PARTITION,
+    kind: 'poison-message',
+    index: target.name,
+    region: target.region,
+    boundary: target.boundary,
+  };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await store.patch(CATALOG, INDEX_PARTITION, id, [{ op: 'incr', path: `/${field}`, value: by }]);
-      return;
+      await store.batch(CATALOG, INDEX_PARTITION, [
+        { type: 'create', item: row },
+        { type: 'patch', id: indexStatusId(target.name), operations: [{ op: 'incr', path: '/deadLettered', value: 1 }] },
+      ]);
+      return true;
     } catch (err) {
-      if (!isAppError(err, 'not_found')) throw err;
+      const failed = isAppError(err) ? err.extensions['failedOperationIndex'] : undefined;
+      if (isAppError(err, 'conflict') && failed === 0) return false;
+      if (!isAppError(err, 'not_found') || failed !== 1) throw err;
     }
-    const row: IndexStatusRecord = {
-      id,
-      tenantId: INDEX_PARTITION,
-      kind: 'index-status',
-      name: target.name,
-      region: target.region,
-      boundary: target.boundary,
-      documents: 0,
-      chunks: 0,
-      pending: 0,
-      deadLettered: field === 'deadLettered' ? by : 0,
-      maxStalenessSeconds: 0,
-      lastSweepAt: null,
-    };
-    try {
-      await store.create(CATALOG, row);
-      return;
-    } catch (err) {
-      if (!isAppError(err, 'conflict')) throw err;
-    }
+    await ensureIndexStatus(store, target);
   }
+  throw new AppError('unavailable', `could not record a poison message for ${target.name}`);
 }
 
 export interface IndexerDeps {
@@ -121,7 +230,9 @@ export type IndexOutcome =
   | { result: 'indexed'; chunks: number }
   | { result: 'deleted'; chunks: number }
   | { result: 'skipped'; reason: string }
-  | { result: 'failed'; reason: string };
+  | { result: 'failed'; reason: string }
+  /** Not an index-sync message: recorded as a poison row with the reason; complete it. */
+  | { result: 'rejected'; reason: string };
 
 /** Errors that retrying will not fix. */
 function isPermanent(err: unknown): boolean {
@@ -135,7 +246,10 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
   const iso = () => new Date(deps.clock.now()).toISOString();
   const log = deps.logger.child({ index: target.index.name, region: target.region });
 
-  /** Validates a message body at the edge. @throws AppError validation_failed (retried, then dead-lettered). */
+  /**
+   * Validates a message body at the edge.
+   * @throws AppError validation_failed (`handle` turns it into a poison row and completes).
+   */
   function parse(body: unknown): IngestionEvent {
     const parsed = ingestionEventSchema.safeParse(body);
     if (!parsed.success) {
@@ -170,7 +284,13 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     }
   }
 
-  async function saveState(tenantId: string, e: IngestionEvent, chunks: number): Promise<void> {
+  /**
+   * Records what the index holds. Called last, once the catalog and `indexVersion` are done, so
+   * the row means "this version is finished" and only then makes redeliveries skip. It never
+   * moves back: a message that finishes after a newer one leaves the newer row.
+   * @returns the newer state that was kept, or undefined when this one was written.
+   */
+  async function saveState(tenantId: string, e: IngestionEvent, chunks: number): Promise<IndexState | undefined> {
     const state: IndexState = {
       id: indexStateId(target.index.name, e.documentId),
       tenantId,
@@ -183,7 +303,18 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
       op: e.op,
       indexedAt: iso(),
     };
-    await store.upsert(CATALOG, state);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await store.read<IndexState>(CATALOG, tenantId, state.id);
+      if (current && current.version > e.version) return current;
+      try {
+        if (current) await store.upsert(CATALOG, state, { ifMatch: current._etag });
+        else await store.create(CATALOG, state);
+        return undefined;
+      } catch (err) {
+        if (!isAppError(err, 'precondition_failed') && !isAppError(err, 'conflict')) throw err;
+      }
+    }
+    throw new AppError('unavailable', `index state of ${e.documentId} keeps changing; retry`);
   }
 
   /**
@@ -248,8 +379,19 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     await store.upsert(CATALOG, row, existing ? { ifMatch: existing._etag } : {});
   }
 
-  async function handle(body: unknown): Promise<IndexOutcome> {
-    const e = parse(body);
+  /**
+   * Handles one delivery. Every write is idempotent and the state row comes last, so a delivery
+   * that throws part-way is finished by its redelivery.
+   * @throws on transient failures (the trigger abandons; Service Bus redelivers).
+   */
+  async function handle(body: unknown, delivery: DeliveryInfo = {}): Promise<IndexOutcome> {
+    let e: IngestionEvent;
+    try {
+      e = parse(body);
+    } catch (err) {
+      if (!isAppError(err, 'validation_failed')) throw err;
+      return rejectPoison(body, err.message, delivery);
+    }
     const tenantId = await tenantOf(e);
     if (!tenantId) return { result: 'skipped', reason: 'unknown document (no document-index row)' };
     const state = await store.read<IndexState>(CATALOG, tenantId, indexStateId(target.index.name, e.documentId));
@@ -259,8 +401,8 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
 
     if (e.op === 'delete') {
       const removed = await target.index.deleteDocument(tenantId, e.documentId);
-      await saveState(tenantId, e, 0);
       await bumpIndexVersion(tenantId);
+      await saveState(tenantId, e, 0);
       log.info('document removed from index', { documentId: e.documentId, version: e.version, chunks: removed });
       return { result: 'deleted', chunks: removed };
     }
@@ -283,8 +425,8 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     } catch (err) {
       if (!isPermanent(err)) throw err;
       const reason = err instanceof Error ? err.message : String(err);
-      await saveState(tenantId, e, 0);
       await updateCatalog(tenantId, e, { status: 'failed', error: reason });
+      await saveState(tenantId, e, 0);
       log.warn('document cannot be indexed', { documentId: e.documentId, version: e.version, reason });
       return { result: 'failed', reason };
     }
@@ -293,29 +435,86 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     const doc = { tenantId, documentName: meta.name, tier: e.tier, etag: e.etag };
     await target.index.upsertChunks(chunks.map((c, i) => toIndexedChunk(c, doc, vectors[i] as Float32Array)));
     await target.index.deleteOlderVersions(tenantId, e.documentId, e.version);
-    await saveState(tenantId, e, chunks.length);
     await updateCatalog(tenantId, e, { status: 'indexed', chunks: chunks.length, indexedAt: iso() });
     await bumpIndexVersion(tenantId);
+    const newer = await saveState(tenantId, e, chunks.length);
+    if (newer) {
+      // A newer message finished while this one ran (its blob was read before the upload), so
+      // the chunks just written are stale: take them out again rather than wait for a sweep.
+      if (newer.op === 'delete') await target.index.deleteDocument(tenantId, e.documentId);
+      else if (newer.chunks > 0) await target.index.deleteOlderVersions(tenantId, e.documentId, newer.version);
+      return { result: 'skipped', reason: `index holds version ${newer.version} > ${e.version} (finished meanwhile)` };
+    }
     return { result: 'indexed', chunks: chunks.length };
   }
 
-  /** A message the subscription dead-lettered: mark its document failed with the reason. */
-  async function handleDeadLetter(body: unknown, reason: string, description?: string): Promise<void> {
-    const parsed = ingestionEventSchema.safeParse(body);
-    if (!parsed.success) {
-      log.error('dead-lettered message is not an index-sync message', { reason, description });
+  /**
+   * A message that can never be indexed (not an index-sync message, or one breaking its rules).
+   * The Functions Service Bus trigger only completes (handler returns) or abandons (handler
+   * throws); it cannot dead-letter with a reason. Abandoning would redeliver it until
+   * maxDeliveryCount and dead-letter it as `MaxDeliveryCountExceeded`, the reason lost. So the
+   * raw body and the validation reason are stored as a poison row (counted in `deadLettered`)
+   * and only then is the message completed. If that write fails the error propagates: the
+   * message is abandoned, and if it ends up in the dead-letter queue, `handleDeadLetter`
+   * records it there. Its catalog row is left alone: an invalid message is no evidence about
+   * the document it names (a sweep re-publishes a document whose message was lost).
+   */
+  async function rejectPoison(body: unknown, reason: string, delivery: DeliveryInfo): Promise<IndexOutcome> {
+    await recordPoisonMessage(
+      store,
+      { name: target.index.name, region: target.region, boundary: deps.boundary },
+      {
+        disposition: 'rejected',
+        reason,
+        messageId: delivery.messageId ?? null,
+        deliveryCount: delivery.deliveryCount ?? null,
+        recordedAt: iso(),
+      },
+      body,
+    );
+    log.error('index-sync message rejected', { messageId: delivery.messageId, reason });
+    return { result: 'rejected', reason };
+  }
+
+  /**
+   * A message the subscription dead-lettered: record it (counted once in `deadLettered`) and
+   * mark its document failed with the reason.
+   */
+  async function handleDeadLetter(
+    body: unknown,
+    reason: string,
+    description?: string,
+    delivery: DeliveryInfo = {},
+  ): Promise<void> {
+    let e: IngestionEvent | undefined;
+    let invalid: string | undefined;
+    try {
+      e = parse(body);
+    } catch (err) {
+      if (!isAppError(err, 'validation_failed')) throw err;
+      invalid = err.message;
+    }
+    await recordPoisonMessage(
+      store,
+      { name: target.index.name, region: target.region, boundary: deps.boundary },
+      {
+        disposition: 'dead-lettered',
+        reason: invalid ?? reason,
+        messageId: delivery.messageId ?? null,
+        deliveryCount: delivery.deliveryCount ?? null,
+        deadLetterReason: reason,
+        ...(description === undefined ? {} : { deadLetterErrorDescription: description }),
+        recordedAt: iso(),
+      },
+      body,
+    );
+    if (!e) {
+      log.error('dead-lettered message is not an index-sync message', { reason, description, invalid });
       return;
     }
-    const e = parsed.data;
     const tenantId = await tenantOf(e);
     if (!tenantId) return;
     const why = `dead-lettered: ${reason}${description ? ` (${description})` : ''}`;
-    await incrementIndexStatus(
-      store,
-      { name: target.index.name, region: target.region, boundary: deps.boundary },
-      'deadLettered',
-      1,
-    );
     await updateCatalog(tenantId, e, { status: 'failed', error: why }, true);
     log.error('index-sync message dead-lettered', { documentId: e.documentId, version: e.version, reason, description });
   }
