@@ -126,6 +126,26 @@ export function createEvaluations(deps: EvaluationDeps) {
     return doc;
   }
 
+  /**
+   * Deletes the dedupe claims that point at this evaluation, so an identical request starts a
+   * new one. A claim gone or taken over by a newer request meanwhile is left as it is.
+   */
+  async function releaseClaims(input: EvaluationInput): Promise<void> {
+    const claims = await documents.query<Stored<DedupeDoc>>(EVALUATIONS_CONTAINER, input.tenantId, {
+      where: [
+        { path: '/type', op: '=', value: 'dedupe' },
+        { path: '/evaluationId', op: '=', value: input.evaluationId },
+      ],
+    });
+    for (const claim of claims.items) {
+      try {
+        await documents.delete(EVALUATIONS_CONTAINER, input.tenantId, claim.id, { ifMatch: claim._etag });
+      } catch (err) {
+        if (!isAppError(err, 'not_found') && !isAppError(err, 'precondition_failed')) throw err;
+      }
+    }
+  }
+
   async function subjectOf(doc: EvaluationDoc): Promise<EvaluationSubject> {
     if (doc.subject) return doc.subject;
     if (doc.sessionId) {
@@ -353,20 +373,7 @@ export function createEvaluations(deps: EvaluationDeps) {
           { ifMatch: doc._etag },
         );
       }
-      const claims = await documents.query<Stored<DedupeDoc>>(EVALUATIONS_CONTAINER, input.tenantId, {
-        where: [
-          { path: '/type', op: '=', value: 'dedupe' },
-          { path: '/evaluationId', op: '=', value: input.evaluationId },
-        ],
-      });
-      for (const claim of claims.items) {
-        try {
-          await documents.delete(EVALUATIONS_CONTAINER, input.tenantId, claim.id, { ifMatch: claim._etag });
-        } catch (err) {
-          // Gone, or taken over by a newer request since the query: not this evaluation's any more.
-          if (!isAppError(err, 'not_found') && !isAppError(err, 'precondition_failed')) throw err;
-        }
-      }
+      await releaseClaims(input);
       deps.logger.error('evaluation failed', { evaluationId: input.evaluationId, error: input.error });
       return { status: 'failed' };
     },
@@ -378,7 +385,11 @@ export function createEvaluations(deps: EvaluationDeps) {
      */
     async store(input: EvaluationInput & { overall: number | null; criteria: string[] }): Promise<{ status: EvaluationStatus }> {
       const doc = await load(input);
-      if (doc.status !== 'running') return { status: doc.status };
+      if (doc.status !== 'running') {
+        // A retry after the write landed: finish what that attempt may not have.
+        if (doc.status === 'failed') await releaseClaims(input);
+        return { status: doc.status };
+      }
       const criteria: CriterionVerdict[] = [];
       let totalTokens = 0;
       for (const id of input.criteria) {
@@ -402,6 +413,9 @@ export function createEvaluations(deps: EvaluationDeps) {
         },
         { ifMatch: doc._etag },
       );
+      // A failed evaluation (every criterion failed: the model down, say) is not kept for an
+      // identical request to get back for an hour: the next one starts afresh.
+      if (status === 'failed') await releaseClaims(input);
       return { status };
     },
   };

@@ -99,4 +99,19 @@ describe('evaluation with a model judge (fake server)', () => {
       code: 'not_found',
     });
   });
+
+  it('an evaluation whose every criterion failed is not handed back to an identical request: that one starts afresh', async () => {
+    const deps = testDeps();
+    const evaluations = createEvaluations(deps);
+    const first = await evaluations.start(principal, request, { requestId: 'r1' }, orchestrations);
+    const input = { evaluationId: first.evaluationId, tenantId: 'tenant-acme-corp' };
+    const criteria = (await evaluations.plan(input)).criteria.map((c) => c.id);
+    // The orchestration's fan-in with no verdict at all (overall null): the store is retried too.
+    expect(await evaluations.store({ ...input, overall: null, criteria })).toEqual({ status: 'failed' });
+    expect(await evaluations.store({ ...input, overall: null, criteria })).toEqual({ status: 'failed' });
+    expect((await evaluations.get(principal, first.evaluationId)).status).toBe('failed');
+    const again = await evaluations.start(principal, { ...request }, { requestId: 'r2' }, orchestrations);
+    expect(again.existing).toBe(false);
+    expect(again.evaluationId).not.toBe(first.evaluationId);
+  });
 });
