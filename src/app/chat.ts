@@ -17,7 +17,7 @@
  */
 import { SHARED_TENANT } from '../domain/documents';
 import { usageOf, type ChatCompletion, type ChatRequest, type ModelInfo } from '../domain/chat';
-import { AppError, isAppError } from '../domain/errors';
+import { AppError } from '../domain/errors';
 import { assemblePrompt, extractCitations, SYSTEM_RULES, USER_MESSAGE_FRAME, type HistoryTurn } from '../domain/prompt';
 import type { ResponseCacheKeyInput } from '../domain/response-cache-key';
 import type { Principal, Tenant } from '../domain/tenancy';
@@ -29,6 +29,7 @@ import type { DocumentStore, Stored } from '../ports/document-store';
 import type { Logger } from '../ports/logger';
 import { CATALOG } from './documents';
 import { INDEX_VERSION_ID } from './indexer';
+import { documentWrites, type OptimisticUpdater } from './optimistic-update';
 import type { RateLimiter } from './rate-limiter';
 import type { CachedAnswer, ResponseCache } from './response-cache';
 import { catalogRowOf, type Retrieval } from './search';
@@ -97,6 +98,8 @@ export type ChatStreamItem = { type: 'delta'; text: string } | { type: 'done'; a
 
 export interface ChatDeps {
   documents: DocumentStore;
+  /** Appends to a conversation in turn; default the process's queue. */
+  updater?: OptimisticUpdater;
   retrieval: Pick<Retrieval, 'search'>;
   model: ChatModel;
   countTokens: (text: string) => number;
@@ -150,6 +153,7 @@ export function createChat(deps: ChatDeps) {
   // Constant parts of every prompt, counted once per process.
   const constantTokens = [SYSTEM_RULES, USER_MESSAGE_FRAME].map((text) => [text, deps.countTokens(text)] as const);
   const iso = () => new Date(deps.clock.now()).toISOString();
+  const updater = deps.updater ?? documentWrites;
 
   async function indexVersion(partition: string): Promise<number> {
     const row = await deps.documents.read<{ id: string; value?: number }>(CATALOG, partition, INDEX_VERSION_ID);
@@ -270,19 +274,27 @@ export function createChat(deps: ChatDeps) {
       await deps.documents.create(CONVERSATIONS, item);
       return;
     }
-    // Concurrent turns of one conversation: append to the latest version (optimistic concurrency).
-    let current: Stored<ConversationItem> = p.conversation;
-    for (let attempt = 0; ; attempt++) {
-      const messages = [...current.messages, ...turn].slice(-MAX_STORED_MESSAGES);
-      const { _etag, _ts, ...rest } = current;
-      try {
-        await deps.documents.replace<ConversationItem>(CONVERSATIONS, { ...rest, messages, updatedAt: now }, { ifMatch: _etag });
-        return;
-      } catch (err) {
-        if (!isAppError(err, 'precondition_failed') || attempt >= 4) throw err;
-        current = await loadConversation(p.principal, p.conversationId);
-      }
-    }
+    // Concurrent turns of one conversation: appended one after the other (optimistic-update.ts).
+    let current: Stored<ConversationItem> | undefined = p.conversation;
+    await updater.run(
+      `${CONVERSATIONS}/${p.principal.tenantId}/${p.conversationId}`,
+      async () => {
+        current ??= await loadConversation(p.principal, p.conversationId);
+        const messages = [...current.messages, ...turn].slice(-MAX_STORED_MESSAGES);
+        const { _etag, _ts, ...rest } = current;
+        try {
+          await deps.documents.replace<ConversationItem>(
+            CONVERSATIONS,
+            { ...rest, messages, updatedAt: now },
+            { ifMatch: _etag },
+          );
+        } catch (err) {
+          current = undefined; // read the latest version on the next attempt
+          throw err;
+        }
+      },
+      'The conversation',
+    );
   }
 
   async function settle(p: Prepared, call: CallContext, completion: ChatCompletion): Promise<ChatAnswer> {

@@ -33,6 +33,7 @@ import type { BlobStore } from '../ports/blob-store';
 import type { Orchestrations } from '../ports/orchestrations';
 import type { Config } from '../config';
 import { createEvaluations, EVALUATIONS_CONTAINER, type EvaluationDoc } from './evaluations';
+import { documentWrites, type OptimisticUpdater } from './optimistic-update';
 import { recordUsage } from './usage-events';
 
 export const SESSIONS_CONTAINER = 'sessions';
@@ -41,7 +42,6 @@ export const SESSION_ORCHESTRATOR = 'sessionLifecycle';
 export const SESSION_EVENT = 'session';
 export const MAX_MESSAGE_CHARS = 4000;
 const REPLY_MAX_TOKENS = 300;
-const APPEND_ATTEMPTS = 8;
 
 export interface SessionDoc extends Item {
   tenantId: string;
@@ -95,6 +95,8 @@ export interface SessionDeps {
   logger: Logger;
   /** The boundary's blob account: the usage outbox (usage-events.ts). */
   blobs?: BlobStore;
+  /** Changes a session document in turn; default the process's queue. */
+  updater?: OptimisticUpdater;
 }
 
 export interface CallContext {
@@ -110,6 +112,7 @@ const MAX_ERROR_CHARS = 500;
 
 export function createSessions(deps: SessionDeps) {
   const { documents, clock } = deps;
+  const updater = deps.updater ?? documentWrites;
   const evaluations = createEvaluations(deps);
 
   async function owned(principal: Principal, sessionId: string): Promise<Stored<SessionDoc>> {
@@ -143,17 +146,17 @@ export function createSessions(deps: SessionDeps) {
     sessionId: string,
     change: (doc: Stored<SessionDoc>) => SessionDoc | undefined,
   ): Promise<{ doc: Stored<SessionDoc>; changed: boolean }> {
-    for (let attempt = 1; ; attempt++) {
-      const doc = await documents.read<SessionDoc>(SESSIONS_CONTAINER, tenantId, sessionId);
-      if (!doc) throw new AppError('not_found', 'No such session.');
-      const next = change(doc);
-      if (!next) return { doc, changed: false };
-      try {
+    return updater.run(
+      `${SESSIONS_CONTAINER}/${tenantId}/${sessionId}`,
+      async () => {
+        const doc = await documents.read<SessionDoc>(SESSIONS_CONTAINER, tenantId, sessionId);
+        if (!doc) throw new AppError('not_found', 'No such session.');
+        const next = change(doc);
+        if (!next) return { doc, changed: false };
         return { doc: await documents.replace(SESSIONS_CONTAINER, next, { ifMatch: doc._etag }), changed: true };
-      } catch (err) {
-        if (!isAppError(err, 'precondition_failed') || attempt >= APPEND_ATTEMPTS) throw err;
-      }
-    }
+      },
+      'The session',
+    );
   }
 
   return {

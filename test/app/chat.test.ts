@@ -255,6 +255,21 @@ describe('chat use case', () => {
     }
   });
 
+  it('thirty concurrent turns of one conversation are all stored (none lost to an If-Match race, no 412)', async () => {
+    const chat = build(deps, new RecordingModel(deps.chat));
+    const first = await chat.ask(acme, { message: 'How long is parental leave?' }, call());
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) =>
+        chat.ask(acme, { message: `Concurrent question ${i} about annual leave?`, conversationId: first.conversationId }, call()),
+      ),
+    );
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    const stored = await chat.conversation(acme, first.conversationId);
+    expect(stored.messages).toHaveLength(62);
+    const asked = stored.messages.filter((m) => m.role === 'user').map((m) => m.content);
+    for (let i = 0; i < 30; i++) expect(asked).toContain(`Concurrent question ${i} about annual leave?`);
+  });
+
   it('per request only the question is tokenized: history, passages and the prompt frame were counted before', async () => {
     const counted: string[] = [];
     const chat = build(deps, new RecordingModel(deps.chat), {
