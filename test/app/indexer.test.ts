@@ -30,9 +30,10 @@ import { loadCatalog } from '../../src/config';
 import { AppError } from '../../src/domain/errors';
 import type { Principal } from '../../src/domain/tenancy';
 import type { DocumentStore } from '../../src/ports/document-store';
-import type { Embedder } from '../../src/ports/embedder';
 import type { OutgoingMessage } from '../../src/ports/event-publisher';
 import { MemoryBlobStore } from '../helpers/memory-blobs';
+import type { Embedder } from '../../src/ports/embedder';
+import { trigramEmbedder as embedder } from '../helpers/trigram-embedder';
 
 const catalog = loadCatalog();
 const alice: Principal = { tenantId: 'tenant-acme-corp', userId: 'alice', roles: [], boundary: 'us' };
@@ -64,21 +65,6 @@ function faulty(real: DocumentStore, fault: () => Fault | undefined): DocumentSt
     },
   });
 }
-
-/** Unit vectors from character trigrams: deterministic and fast. */
-const embedder: Embedder = {
-  dimensions: 512,
-  model: 'test-trigrams',
-  check: async () => undefined,
-  embed: async (texts) =>
-    texts.map((t) => {
-      const v = new Float32Array(512);
-      for (let i = 0; i + 3 <= t.length; i++)
-        v[(t.charCodeAt(i) * 961 + t.charCodeAt(i + 1) * 31 + t.charCodeAt(i + 2)) % 512]! += 1;
-      const norm = Math.hypot(...v) || 1;
-      return v.map((x) => x / norm);
-    }),
-};
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-indexer-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -70,7 +70,7 @@ describe('optimistic updates of one document', () => {
         ),
       ),
     );
-    const final = await store.read<{ items: number[] }>('c', 't', 'd');
+    const final = await store.read<{ id: string; items: number[] }>('c', 't', 'd');
     expect([...(final?.items ?? [])].sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i));
     await store.close();
   });

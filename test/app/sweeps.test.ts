@@ -19,25 +19,9 @@ import { loadCatalog } from '../../src/config';
 import { AppError } from '../../src/domain/errors';
 import type { Principal } from '../../src/domain/tenancy';
 import type { BlobProperties, BlobStore } from '../../src/ports/blob-store';
-import type { Embedder } from '../../src/ports/embedder';
 import type { OutgoingMessage } from '../../src/ports/event-publisher';
 import { MemoryBlobStore } from '../helpers/memory-blobs';
-
-/** Deterministic 512-dim unit vectors from character trigrams: fast, and similar texts stay similar. */
-const trigramEmbedder: Embedder = {
-  dimensions: 512,
-  model: 'test-trigrams',
-  check: async () => undefined,
-  embed: async (texts) =>
-    texts.map((t) => {
-      const v = new Float32Array(512);
-      const s = t.toLowerCase();
-      for (let i = 0; i + 3 <= s.length; i++)
-        v[(s.charCodeAt(i) * 31 * 31 + s.charCodeAt(i + 1) * 31 + s.charCodeAt(i + 2)) % 512]! += 1;
-      const norm = Math.hypot(...v) || 1;
-      return v.map((x) => x / norm);
-    }),
-};
+import { trigramEmbedder } from '../helpers/trigram-embedder';
 
 const catalog = loadCatalog();
 
