@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readBody, requestIdOf, sendProblem } from './http-server';
+import { discardRest, readBody, requestIdOf, sendProblem } from './http-server';
 
 export interface FrontDoorTenant {
   tenantId: string;
@@ -80,18 +80,28 @@ export function durableInstanceBoundary(url: URL, regionBoundary: Map<string, st
   return m && regionBoundary ? regionBoundary.get(m[1] as string) : undefined;
 }
 
+/** `x-meridian-region` of the responses the front door produces itself (no region served them). */
+const FRONT_DOOR_REGION = 'front-door';
+/** How much of a request body the front door still reads and drops once the boundary stopped taking it. */
+const DISCARD_BYTES = 16 * 1024 * 1024;
+
+type BaseHeaders = Record<'x-request-id' | 'x-meridian-region', string>;
+
 export async function startFrontDoor(options: FrontDoorOptions): Promise<RunningFrontDoor> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
   const server = http.createServer((req, res) => {
-    void handle(req, res).catch(() => sendProblem(res, 502, 'unavailable', 'Bad Gateway', 'The boundary process failed.'));
+    const base: BaseHeaders = { 'x-request-id': requestIdOf(req), 'x-meridian-region': FRONT_DOOR_REGION };
+    void handle(req, res, base).catch(() =>
+      sendProblem(res, 502, 'unavailable', 'Bad Gateway', 'The boundary process failed.', base),
+    );
   });
   server.keepAliveTimeout = 65_000;
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, base: BaseHeaders): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const requestId = requestIdOf(req);
+    const requestId = base['x-request-id'];
     if (url.pathname === '/_devhost/clock/advance') {
-      await advance(req, res, requestId);
+      await advance(req, res, base);
       return;
     }
     const hint = readTokenHint(req.headers.authorization);
@@ -108,7 +118,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<Running
         'misdirected_boundary',
         'Misdirected request: wrong residency boundary',
         known ? `Boundary ${boundary} is not running here.` : `No boundary process can serve this request.`,
-        { 'x-request-id': requestId, 'x-meridian-region': 'front-door' },
+        base,
         boundary ? { boundary } : {},
       );
       return;
@@ -116,20 +126,36 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<Running
     const headers = { ...req.headers, 'x-request-id': requestId, 'x-forwarded-host': req.headers.host ?? '' };
     delete headers.connection;
     const upstream = http.request(new URL(url.pathname + url.search, target), { method: req.method, headers, agent });
+    let relayed: http.IncomingMessage | undefined;
     upstream.on('response', (up) => {
+      relayed = up;
       res.writeHead(up.statusCode ?? 502, up.headers);
       res.flushHeaders();
       up.pipe(res);
     });
-    upstream.on('error', () => sendProblem(res, 502, 'unavailable', 'Bad Gateway', `Boundary ${boundary ?? ''} did not answer.`));
+    // A boundary may answer before it has read the whole body (413) and then stop reading: the
+    // write side fails or the connection closes after its answer arrived. Relay that answer,
+    // and read the rest of the client's body (bounded) so the client gets to read it too.
+    let released = false;
+    const release = (): void => {
+      if (released || req.complete) return;
+      released = true;
+      req.unpipe(upstream);
+      discardRest(req, DISCARD_BYTES);
+    };
+    upstream.on('close', release);
+    upstream.on('error', () => {
+      release();
+      if (!relayed) sendProblem(res, 502, 'unavailable', 'Bad Gateway', `Boundary ${boundary ?? ''} did not answer.`, base);
+      else if (!relayed.complete) res.destroy();
+    });
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
     req.pipe(upstream);
   }
 
-  async function advance(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): Promise<void> {
-    const base = { 'x-request-id': requestId };
+  async function advance(req: http.IncomingMessage, res: http.ServerResponse, base: BaseHeaders): Promise<void> {
     if (req.method !== 'POST') {
       sendProblem(res, 405, 'method_not_allowed', 'Method Not Allowed', 'Use POST.', { ...base, allow: 'POST' });
       return;

@@ -75,18 +75,87 @@ export function sendProblem(
   res.end(body);
 }
 
-/** Reads a request body up to `limit` bytes; resolves undefined (after answering 413) when over. */
-export async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
+/**
+ * Reads a request body up to `limit` bytes; 'too_large' when it declares or sends more. Then
+ * the rest is read and dropped in the background (`discardRest`), so the caller's 413 reaches
+ * the client instead of a connection reset; the caller must not add `connection: close`.
+ */
+export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > limit) return 'too_large';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return 'too_large';
-    chunks.push(chunk);
+  if (declared > limit) {
+    discardRest(req, discardBudget(limit, 0));
+    return Promise.resolve('too_large');
   }
-  return Buffer.concat(chunks);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      settle();
+      discardRest(req, discardBudget(limit, size));
+      resolve('too_large');
+    };
+    const onEnd = (): void => {
+      settle();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      settle();
+      reject(err);
+    };
+    const onClose = (): void => {
+      settle();
+      reject(new Error('The client closed the connection before the body ended.'));
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+  });
+}
+
+/** How long `discardRest` keeps reading after an early answer before it resets the connection. */
+const DISCARD_MS = 5_000;
+
+/** What is left to drop of a body over `limit` after `read` bytes: up to twice the limit (1 MiB at least) in all. */
+function discardBudget(limit: number, read: number): number {
+  return Math.max(2 * limit, 1024 * 1024) - read;
+}
+
+/**
+ * Reads and drops what is left of a request body that will not be used (413). Closing a
+ * socket with unread input makes the kernel send a reset, and a peer that is still writing
+ * (a proxy piping the body) then gets EPIPE/ECONNRESET and may lose the answer it has not
+ * read yet. A body that ends within `maxBytes` leaves the connection reusable; past that the
+ * connection is half-closed (FIN after the answer) and read on until the peer closes, a
+ * lingering close; it is reset only after `DISCARD_MS`.
+ */
+export function discardRest(req: http.IncomingMessage, maxBytes: number): void {
+  if (req.complete || req.destroyed) return;
+  const socket = req.socket;
+  let seen = 0;
+  let lingering = false;
+  const timer = setTimeout(() => socket.destroy(), DISCARD_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > maxBytes && !lingering) {
+      lingering = true;
+      socket.end();
+    }
+  });
+  for (const done of ['end', 'close', 'error']) req.once(done, () => clearTimeout(timer));
+  req.resume();
 }
 
 function headersOf(req: http.IncomingMessage): Record<string, string> {
@@ -181,10 +250,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     }
     const body = await readBody(req, maxBodyBytes);
     if (body === 'too_large') {
-      sendProblem(res, 413, 'payload_too_large', 'Payload Too Large', `The body exceeds ${maxBodyBytes} bytes.`, {
-        ...base,
-        connection: 'close',
-      });
+      sendProblem(res, 413, 'payload_too_large', 'Payload Too Large', `The body exceeds ${maxBodyBytes} bytes.`, base);
       return;
     }
     const headers = headersOf(req);
