@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { requireRole } from '../../src/app/auth';
 import { toProblem } from '../../src/app/problem';
 import { getDeps, type Deps } from '../../src/composition';
-import { AppError } from '../../src/domain/errors';
+import { AppError, isAppError } from '../../src/domain/errors';
 import type { Principal, Role } from '../../src/domain/tenancy';
 import type { Logger } from '../../src/ports/logger';
 
@@ -54,16 +54,22 @@ async function run<C extends RouteContext>(
   const requestId = requestIdOf(req);
   const log = deps.logger.child({ requestId, invocationId: context.invocationId });
   const base: RouteContext = { req, context, deps, requestId, log };
+  let ctx: C | undefined;
   try {
     const prepared = await body(base);
     if (!('ctx' in prepared)) return finish(prepared, requestId, deps.config.region);
-    return finish(await handler(prepared.ctx), requestId, deps.config.region);
+    ctx = prepared.ctx;
+    return finish(await handler(ctx), requestId, deps.config.region);
   } catch (err) {
     const problem = toProblem(err, requestId);
     if (problem.status >= 500) log.error('request failed', { err, method: req.method, url: req.url });
     else if (err instanceof AppError && (err.code === 'unauthorized' || err.code === 'misdirected_boundary')) {
       refusalCounters[err.code] += 1;
       log.info('request refused', { code: err.code, method: req.method, path: new URL(req.url).pathname });
+    } else if (isAppError(err, 'forbidden')) {
+      // Every 403, whether the route's role check or a use case refused it (API.md "Auth").
+      const principal = (ctx as Partial<AuthedContext> | undefined)?.principal;
+      if (ctx && principal) await recordForbidden({ ...ctx, principal }, err);
     }
     return finish({ status: problem.status, headers: problem.headers, jsonBody: problem.body }, requestId, deps.config.region);
   }
@@ -74,7 +80,10 @@ export function anonymous(handler: Handler<RouteContext>): HttpHandler {
   return (req, context) => run(req, context, async (base) => ({ ctx: base }), handler);
 }
 
-/** An endpoint that needs a valid token of a tenant served here; `roles`: any one of them. */
+/**
+ * An endpoint that needs a valid token of a tenant served here; `roles`: any one of them. A
+ * 403 `forbidden`, from this role check or thrown by the handler, is stored as a security event.
+ */
 export function authenticated(options: { roles?: readonly Role[] }, handler: Handler<AuthedContext>): HttpHandler {
   return (req, context) =>
     run(
@@ -82,18 +91,12 @@ export function authenticated(options: { roles?: readonly Role[] }, handler: Han
       context,
       async (base) => {
         const principal = await base.deps.auth.authenticate(base.req.headers.get('authorization'));
-        const ctx: AuthedContext = { ...base, principal, log: base.log.child({ tenantId: principal.tenantId }) };
-        if (options.roles) {
-          try {
-            requireRole(principal, options.roles);
-          } catch (err) {
-            await recordForbidden(ctx, options.roles);
-            throw err;
-          }
-        }
-        return { ctx };
+        return { ctx: { ...base, principal, log: base.log.child({ tenantId: principal.tenantId }) } };
       },
-      handler,
+      async (ctx) => {
+        if (options.roles) requireRole(ctx.principal, options.roles);
+        return handler(ctx);
+      },
     );
 }
 
@@ -116,7 +119,9 @@ export function optionallyAuthenticated(handler: Handler<RouteContext & { princi
     );
 }
 
-async function recordForbidden(ctx: AuthedContext, roles: readonly Role[]): Promise<void> {
+/** Stores a 403 in the caller's own tenant (the audit log chains it); a failure is only logged. */
+async function recordForbidden(ctx: AuthedContext, err: AppError): Promise<void> {
+  const roles = err.extensions['requiredRoles'];
   try {
     await ctx.deps.securityEvents.record({
       kind: 'forbidden',
@@ -124,7 +129,7 @@ async function recordForbidden(ctx: AuthedContext, roles: readonly Role[]): Prom
       requestId: ctx.requestId,
       method: ctx.req.method,
       route: new URL(ctx.req.url).pathname,
-      requiredRoles: [...roles],
+      requiredRoles: Array.isArray(roles) ? roles.map(String) : [],
     });
   } catch (err) {
     ctx.log.error('could not record a security event', { err });

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listAudit, verifyAudit } from '../../functions/audit';
+import { uploadDocument } from '../../functions/documents';
 import { getUsage } from '../../functions/usage';
 import { createAuditLog } from '../../src/app/audit-log';
 import { sha256Hex } from '../../src/app/hashing';
@@ -94,6 +95,38 @@ describe('403 refusals are stored as security events in the caller tenant and au
       boundary: 'us',
       region: 'eastus',
     });
+  });
+
+  it('stores a 403 a use case refuses too: a shared upload without platform-admin', async () => {
+    const before = store().currentContinuation('security-events');
+    for (const roles of [[], ['platform-admin']]) {
+      const res = await call(uploadDocument, {
+        method: 'POST',
+        url: 'http://127.0.0.1/api/documents?name=s.txt&tier=upload&scope=shared',
+        headers: { authorization: await bearer(ACME, 'mallory', roles), 'content-type': 'text/plain' },
+        body: 'x',
+      });
+      expect(res.status).toBe(403);
+      expect(res.body).toMatchObject({ code: 'forbidden', requiredRoles: ['platform-admin'] });
+    }
+    const feed = (await store().readChangeFeed('security-events', { continuation: before })).items;
+    expect(feed).toHaveLength(2);
+    for (const event of feed) {
+      expect(event).toMatchObject({
+        tenantId: ACME,
+        kind: 'forbidden',
+        userId: 'mallory',
+        method: 'POST',
+        route: '/api/documents',
+        requiredRoles: ['platform-admin'],
+      });
+    }
+    const audit = createAuditLog({ ...deps, hash: sha256Hex });
+    await audit.appendChanges('security-events', feed);
+    expect((await audit.list(ACME, { limit: 200 })).items.slice(-2)).toMatchObject([
+      { actor: 'mallory', action: 'security.forbidden', resource: 'POST /api/documents' },
+      { actor: 'mallory', action: 'security.forbidden', resource: 'POST /api/documents' },
+    ]);
   });
 
   it('stores nothing for 401 and 421', async () => {
