@@ -217,14 +217,16 @@ export function createEvaluations(deps: EvaluationDeps) {
   return {
     /**
      * POST /api/evaluate: starts an evaluation, or returns the one an identical request of the
-     * same user started within the hour.
+     * same user started within the hour. `status` is always `running`, the 202's contract: the
+     * request was accepted and the client polls Location for the real status (a deduplicated
+     * one may have completed already).
      */
     async start(
       principal: Principal,
       request: EvaluationRequest,
       ctx: { requestId: string },
       orchestrations: Orchestrations,
-    ): Promise<{ evaluationId: string; status: EvaluationStatus; existing: boolean }> {
+    ): Promise<{ evaluationId: string; status: 'running'; existing: boolean }> {
       const rubric = rubricOf(request.kind === 'rag' ? 'rag' : (request.rubric ?? 'sales-discovery'));
       if (rubric.kind !== request.kind)
         throw new AppError('validation_failed', `Rubric '${rubric.id}' does not evaluate a ${request.kind}.`);
@@ -237,8 +239,7 @@ export function createEvaluations(deps: EvaluationDeps) {
       for (;;) {
         const existing = await documents.read<DedupeDoc>(EVALUATIONS_CONTAINER, principal.tenantId, claimId);
         if (existing && now - existing.createdAtMs < DEDUPE_WINDOW_MS) {
-          const doc = await documents.read<EvaluationDoc>(EVALUATIONS_CONTAINER, principal.tenantId, existing.evaluationId);
-          return { evaluationId: existing.evaluationId, status: doc?.status ?? 'running', existing: true };
+          return { evaluationId: existing.evaluationId, status: 'running', existing: true };
         }
         try {
           if (existing) await documents.replace(EVALUATIONS_CONTAINER, claim, { ifMatch: existing._etag });

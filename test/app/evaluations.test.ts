@@ -100,6 +100,21 @@ describe('evaluation with a model judge (fake server)', () => {
     });
   });
 
+  it('answers an identical request with status running even once the evaluation completed (the client polls Location)', async () => {
+    const deps = testDeps();
+    const evaluations = createEvaluations(deps);
+    const first = await evaluations.start(principal, request, { requestId: 'r1' }, orchestrations);
+    expect(first).toEqual({ evaluationId: first.evaluationId, status: 'running', existing: false });
+    const input = { evaluationId: first.evaluationId, tenantId: 'tenant-acme-corp' };
+    const criteria = (await evaluations.plan(input)).criteria.map((c) => c.id);
+    const outcomes = await Promise.all(criteria.map((id, i) => evaluations.criterion({ ...input, criterionId: id }, `inv-${i}`)));
+    const overall = overallOf(outcomes, Object.fromEntries(criteria.map((id) => [id, 1]))) ?? null;
+    expect(await evaluations.store({ ...input, overall, criteria })).toEqual({ status: 'completed' });
+    const again = await evaluations.start(principal, { ...request }, { requestId: 'r2' }, orchestrations);
+    expect(again).toEqual({ evaluationId: first.evaluationId, status: 'running', existing: true });
+    expect((await evaluations.get(principal, first.evaluationId)).status).toBe('completed');
+  });
+
   it('an evaluation whose every criterion failed is not handed back to an identical request: that one starts afresh', async () => {
     const deps = testDeps();
     const evaluations = createEvaluations(deps);

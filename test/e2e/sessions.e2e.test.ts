@@ -147,6 +147,12 @@ describe('coaching sessions over HTTP (npm start, virtual clock)', () => {
     const g = await result(grounded);
     const u = await result(ungrounded);
     expect(g.status).toBe('completed');
+    // Asked again once it completed: the same evaluation, and the 202 still says running (API.md).
+    const late = await api(sys, alice, 'POST', '/api/evaluate', {
+      ...base,
+      answer: 'Full-time employees receive 25 vacation days per year [1].',
+    });
+    expect(late).toEqual({ status: 202, body: { evaluationId: grounded.body['evaluationId'], status: 'running' } });
     const score = (x: typeof g) => x.result.criteria.find((c) => c.id === 'groundedness')?.score ?? -1;
     expect(score(g)).toBeGreaterThan(score(u));
     expect((await api(sys, bob, 'GET', `/api/evaluate/${grounded.body['evaluationId'] as string}`)).status).toBe(404);
