@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { createSessions, MAX_MESSAGE_CHARS } from '../src/app/sessions';
 import { getDeps } from '../src/composition';
 import type { EndReason } from '../src/domain/coaching';
-import { authenticated, json, readJson } from './lib/http';
+import { authenticated, json, readJson, readNoBody } from './lib/http';
 import { durableClientInput, orchestrationsOf, redirectToHome } from './lib/durable';
 import { guardModelCall } from './lib/model-limits';
 import './orchestrations/session-lifecycle';
@@ -46,6 +46,7 @@ export const endSession = authenticated({}, async ({ req, deps, principal, conte
   const sessionId = req.params['sessionId'] ?? '';
   const redirect = redirectToHome(deps, sessionId, req.url);
   if (redirect) return redirect;
+  await readNoBody(req);
   return json(202, await createSessions(deps).end(principal, sessionId, orchestrationsOf(context)), noStore);
 });
 

@@ -5,7 +5,7 @@
  */
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { requireRole } from '../../src/app/auth';
 import { toProblem } from '../../src/app/problem';
 import { getDeps, type Deps } from '../../src/composition';
@@ -149,9 +149,24 @@ export async function readJson<T>(req: HttpRequest, schema: z.ZodType<T>): Promi
   if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
     throw new AppError('unsupported_media_type', 'The body must be application/json.');
   }
+  return parseJson(await req.text(), schema);
+}
+
+const NO_FIELDS = z.object({}).strict();
+
+/**
+ * For a route that takes no request body (API.md "—"): none at all, or the empty JSON object.
+ * @throws AppError 400 for anything else: malformed JSON, any field, a non-object.
+ */
+export async function readNoBody(req: HttpRequest): Promise<void> {
+  const text = await req.text();
+  if (text.trim() !== '') parseJson(text, NO_FIELDS);
+}
+
+function parseJson<T>(text: string, schema: z.ZodType<T>): T {
   let raw: unknown;
   try {
-    raw = JSON.parse(await req.text());
+    raw = JSON.parse(text);
   } catch {
     throw new AppError('validation_failed', 'The body is not valid JSON.');
   }

@@ -80,7 +80,21 @@ describe('coaching sessions over HTTP (npm start, virtual clock)', () => {
     expect((await api(sys, bob, 'GET', `/api/sessions/${id}`)).status).toBe(404);
     expect((await api(sys, bob, 'POST', `/api/sessions/${id}/messages`, { text: 'hi' })).status).toBe(404);
 
-    const ended = await api(sys, alice, 'POST', `/api/sessions/${id}/end`);
+    // The route takes no body: unknown fields or malformed JSON are a 400 and end nothing.
+    expect(await api(sys, alice, 'POST', `/api/sessions/${id}/end`, { reason: 'done' })).toMatchObject({
+      status: 400,
+      body: { code: 'validation_failed' },
+    });
+    const malformed = await fetch(`${sys.url}/api/sessions/${id}/end`, {
+      method: 'POST',
+      headers: { authorization: alice, 'content-type': 'application/json' },
+      body: '{"reason":"done","force":true',
+    });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ code: 'validation_failed' });
+    expect((await session(id)).status).toBe('active');
+
+    const ended = await api(sys, alice, 'POST', `/api/sessions/${id}/end`, {});
     expect(ended).toEqual({ status: 202, body: { sessionId: id, status: 'evaluating' } });
     const done = await until(
       () => session(id),
