@@ -123,7 +123,7 @@ export const search = authenticated({}, async ({ req, principal }) => {
   });
 });
 
-export const indexStatus = authenticated({ roles: ['platform-admin'] }, async ({ req }) => {
+export const indexStatus = authenticated({ roles: ['platform-admin'], crossBoundary: true }, async ({ req }) => {
   strictQuery(req, ['boundary']);
   return json(200, await useSweeps().status());
 });

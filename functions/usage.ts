@@ -14,7 +14,7 @@ const query = z
   .strict();
 
 /** A tenant admin reads its own month; a platform-admin any tenant of this boundary (`tenant=`). */
-export const getUsage = authenticated({ roles: ['admin', 'platform-admin'] }, async ({ req, deps, principal }) => {
+export const getUsage = authenticated({ roles: ['admin', 'platform-admin'], crossBoundary: true }, async ({ req, deps, principal }) => {
   const q = readQuery(req, query);
   let tenantId = principal.tenantId;
   if (q.tenant !== undefined && q.tenant !== principal.tenantId) {

@@ -80,17 +80,28 @@ export function anonymous(handler: Handler<RouteContext>): HttpHandler {
   return (req, context) => run(req, context, async (base) => ({ ctx: base }), handler);
 }
 
+export interface AuthOptions {
+  /** Any one of these roles (else 403, stored as a security event). */
+  roles?: readonly Role[];
+  /**
+   * A platform-admin may call the route in any boundary: only for routes that read tenant-free
+   * or aggregate data (usage totals, index status, health details; API.md "Auth"). Any other
+   * route answers 421 to a token whose tenant lives elsewhere, the operator tenant's included.
+   */
+  crossBoundary?: boolean;
+}
+
 /**
  * An endpoint that needs a valid token of a tenant served here; `roles`: any one of them. A
  * 403 `forbidden`, from this role check or thrown by the handler, is stored as a security event.
  */
-export function authenticated(options: { roles?: readonly Role[] }, handler: Handler<AuthedContext>): HttpHandler {
+export function authenticated(options: AuthOptions, handler: Handler<AuthedContext>): HttpHandler {
   return (req, context) =>
     run(
       req,
       context,
       async (base) => {
-        const principal = await base.deps.auth.authenticate(base.req.headers.get('authorization'));
+        const principal = await base.deps.auth.authenticate(base.req.headers.get('authorization'), options);
         return { ctx: { ...base, principal, log: base.log.child({ tenantId: principal.tenantId }) } };
       },
       async (ctx) => {
@@ -104,7 +115,10 @@ export function authenticated(options: { roles?: readonly Role[] }, handler: Han
  * Optional authentication: anonymous callers get `principal: undefined`; a present but invalid
  * token is still a 401 (a client that sends a bad token should hear about it).
  */
-export function optionallyAuthenticated(handler: Handler<RouteContext & { principal?: Principal }>): HttpHandler {
+export function optionallyAuthenticated(
+  options: Pick<AuthOptions, 'crossBoundary'>,
+  handler: Handler<RouteContext & { principal?: Principal }>,
+): HttpHandler {
   return (req, context) =>
     run(
       req,
@@ -112,7 +126,7 @@ export function optionallyAuthenticated(handler: Handler<RouteContext & { princi
       async (base) => {
         const header = base.req.headers.get('authorization');
         if (!header) return { ctx: base };
-        const principal = await base.deps.auth.authenticate(header);
+        const principal = await base.deps.auth.authenticate(header, options);
         return { ctx: { ...base, principal } };
       },
       handler,

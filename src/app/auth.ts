@@ -22,11 +22,14 @@ export function createTenantDirectory(tenants: readonly Tenant[], operatorTenant
 export interface Authenticator {
   /**
    * Authenticates a request's Authorization header and applies the residency guard.
+   * @param options.crossBoundary the route only reads tenant-free or aggregate data (usage
+   *   totals, index status, health details): a platform-admin may call it in any boundary.
+   *   Everywhere else the operator tenant is a tenant like any other, kept to its own boundary,
+   *   so nothing of it (conversations, documents, sessions, usage, audit) is stored elsewhere.
    * @throws AppError `unauthorized` (401) for a missing/invalid token or unknown tenant;
-   *   `misdirected_boundary` (421) when the tenant's boundary is not served here
-   *   (platform-admins pass: what they read across boundaries is tenant-free).
+   *   `misdirected_boundary` (421) when the tenant's boundary is not served here.
    */
-  authenticate(authorization: string | null | undefined): Promise<Principal>;
+  authenticate(authorization: string | null | undefined, options?: { crossBoundary?: boolean }): Promise<Principal>;
 }
 
 export function createAuthenticator(deps: {
@@ -37,7 +40,7 @@ export function createAuthenticator(deps: {
   baseUrlOf?: (boundary: string) => string | undefined;
 }): Authenticator {
   return {
-    async authenticate(authorization) {
+    async authenticate(authorization, options = {}) {
       const match = /^Bearer\s+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)\s*$/i.exec(authorization ?? '');
       if (!authorization) throw new AppError('unauthorized', 'A bearer token is required.');
       if (!match) throw new AppError('unauthorized', 'The Authorization header must be "Bearer <JWT>".');
@@ -50,7 +53,7 @@ export function createAuthenticator(deps: {
         roles: effectiveRoles(claims.roles, tenant.tenantId, deps.directory.operatorTenantId),
         boundary: tenant.boundary,
       };
-      if (tenant.boundary !== deps.boundary && !isPlatformAdmin(principal)) {
+      if (tenant.boundary !== deps.boundary && !(options.crossBoundary === true && isPlatformAdmin(principal))) {
         const baseUrl = deps.baseUrlOf?.(tenant.boundary);
         throw new AppError(
           'misdirected_boundary',

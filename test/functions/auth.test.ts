@@ -95,6 +95,22 @@ describe('bearer authentication at the HTTP edge', () => {
     expect(JSON.stringify(deps.logs)).not.toContain('security');
   });
 
+  it('keeps the operator tenant to its own boundary on every route that stores or reads tenant data', async () => {
+    testDeps({ MERIDIAN_SERVED_REGIONS: 'westeurope' }); // the operator tenant lives in us
+    const headers = { authorization: await bearer('meridian-operators', 'ops', ['platform-admin']) };
+    // A route like chat, documents, sessions or evaluate: 421, nothing of the operator stored in eu.
+    const tenantRoute = authenticated({}, async ({ principal }) => json(200, principal));
+    const refused = await call(tenantRoute, { url: URL_, headers });
+    expect(refused.status).toBe(421);
+    expect(refused.body).toMatchObject({ code: 'misdirected_boundary', boundary: 'us' });
+    // A route that reads aggregates across boundaries lets it through.
+    const aggregateRoute = authenticated({ roles: ['platform-admin'], crossBoundary: true }, async () => json(200, {}));
+    expect((await call(aggregateRoute, { url: URL_, headers })).status).toBe(200);
+    // crossBoundary is for platform-admins only: a tenant admin of another boundary still gets 421.
+    const adminHeaders = { authorization: await bearer('tenant-acme-corp', 'alice', ['admin']) };
+    expect((await call(aggregateRoute, { url: URL_, headers: adminHeaders })).status).toBe(421);
+  });
+
   it('lets a platform-admin of the operator tenant through to another boundary (tenant-free reads)', async () => {
     testDeps({ MERIDIAN_SERVED_REGIONS: 'westeurope' });
     const res = await call(health, {
