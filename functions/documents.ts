@@ -3,7 +3,7 @@ import { createDocuments, type Documents } from '../src/app/documents';
 import { getDeps } from '../src/composition';
 import { documentContentType, isTier } from '../src/domain/documents';
 import { AppError } from '../src/domain/errors';
-import { authenticated, json } from './lib/http';
+import { authenticated, readBody, json } from './lib/http';
 import { pageOptions, strictQuery } from './lib/query';
 
 let documents: Documents | undefined;
@@ -25,7 +25,7 @@ export function useCase(): Documents {
   return documents;
 }
 
-export const uploadDocument = authenticated({}, async ({ req, principal }) => {
+export const uploadDocument = authenticated({}, async ({ req, deps, principal }) => {
   const query = strictQuery(req, ['name', 'tier', 'scope']);
   const tier = query.get('tier');
   if (!isTier(tier)) throw new AppError('validation_failed', 'tier must be one of upload, policy, kb, training, archive.');
@@ -38,7 +38,7 @@ export const uploadDocument = authenticated({}, async ({ req, principal }) => {
       'Content-Type must be text/plain, text/markdown, text/html, application/json or application/pdf.',
     );
   }
-  const bytes = Buffer.from(await req.arrayBuffer());
+  const bytes = await readBody(req, deps.config.http.maxDocumentBytes, 'Documents');
   const result = await useCase().upload(principal, {
     name: query.get('name'),
     tier,

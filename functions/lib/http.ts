@@ -163,7 +163,7 @@ export async function readJson<T>(req: HttpRequest, schema: z.ZodType<T>): Promi
   if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
     throw new AppError('unsupported_media_type', 'The body must be application/json.');
   }
-  return parseJson(await req.text(), schema);
+  return parseJson(await readText(req), schema);
 }
 
 const NO_FIELDS = z.object({}).strict();
@@ -173,8 +173,46 @@ const NO_FIELDS = z.object({}).strict();
  * @throws AppError 400 for anything else: malformed JSON, any field, a non-object.
  */
 export async function readNoBody(req: HttpRequest): Promise<void> {
-  const text = await req.text();
+  const text = await readText(req);
   if (text.trim() !== '') parseJson(text, NO_FIELDS);
+}
+
+/**
+ * The request body, never more than `limit` bytes (default the configured
+ * `MERIDIAN_MAX_BODY_BYTES`): the declared length is checked first, then the bytes as they
+ * arrive (a chunked body declares none). The Functions host in Azure accepts up to ~100 MB and
+ * `req.text()` would buffer all of it before any check; devhost enforces the limit itself too.
+ * @throws AppError `payload_too_large` (413) beyond the limit.
+ */
+export async function readBody(
+  req: HttpRequest,
+  limit = getDeps().config.http.maxBodyBytes,
+  what = 'Request bodies',
+): Promise<Buffer> {
+  const tooLarge = () => new AppError('payload_too_large', `${what} are limited to ${limit} bytes.`);
+  const declared = Number(req.headers.get('content-length') ?? Number.NaN);
+  if (declared > limit) throw tooLarge();
+  if (!req.body) return Buffer.alloc(0);
+  const reader = req.body.getReader();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += (value as Uint8Array).byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(Buffer.from(value as Uint8Array));
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** The body as text, decoded as `Request.text()` does (UTF-8, a leading BOM dropped). */
+async function readText(req: HttpRequest): Promise<string> {
+  const text = (await readBody(req)).toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 function parseJson<T>(text: string, schema: z.ZodType<T>): T {
