@@ -19,7 +19,7 @@ describe('request body limits in the handlers', () => {
     testDeps({ MERIDIAN_MAX_BODY_BYTES: '1024' });
     const headers = { authorization: await bearer('tenant-acme-corp', 'alice', []), 'content-type': 'application/json' };
     const big = JSON.stringify({ message: 'x'.repeat(2000) });
-    for (const extra of [{ 'content-length': String(big.length) }, {}]) {
+    for (const extra of [{ 'content-length': String(big.length) }, {}] as Record<string, string>[]) {
       const res = await call(echo, {
         method: 'POST',
         url: 'http://127.0.0.1/api/probe',
