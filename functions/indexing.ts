@@ -11,6 +11,7 @@ import { getDeps } from '../src/composition';
 import { TIER_BOUNDS, TIERS } from '../src/domain/documents';
 import { AppError } from '../src/domain/errors';
 import { authenticated, json } from './lib/http';
+import { guardRate } from './lib/model-limits';
 import { strictQuery } from './lib/query';
 import { retrievalOf } from './lib/use-cases';
 
@@ -111,6 +112,7 @@ export const search = authenticated({}, async ({ req, principal }) => {
   const top = query.get('top') === null ? 5 : Number(query.get('top'));
   if (!Number.isInteger(top) || top < 1 || top > 50)
     throw new AppError('validation_failed', 'top must be an integer from 1 to 50.');
+  guardRate(deps, principal); // a new query is an embedding-model call
   const hits = await retrievalOf(deps).search(principal.tenantId, q, top);
   return json(200, {
     results: hits.map((h) => ({
