@@ -39,7 +39,7 @@ import { AzureOpenAiEmbedder } from './adapters/azure/azure-openai-embedder';
 import { AzureSearchIndex } from './adapters/azure/azure-search-index';
 import { LocalSearchIndex } from './adapters/local/search-index';
 import { SqliteEmbeddingCache } from './adapters/local/sqlite-embedding-cache';
-import { LocalTextExtractor } from './adapters/local/text-extractor';
+import { IsolatedTextExtractor } from './adapters/local/isolated-text-extractor';
 import { countTokens } from './adapters/local/token-counter';
 import { LocalUseEmbedder, USE_DIMENSIONS } from './adapters/local/use-embedder';
 import { openLocalServiceBus } from './adapters/local/service-bus';
@@ -302,7 +302,7 @@ export function createDeps(config: Config, options: CreateDepsOptions = {}): Dep
     failoverSearchIndexes,
     embedder,
     queryEmbedder,
-    extractor: new LocalTextExtractor(),
+    extractor: new IsolatedTextExtractor(),
     countTokens,
     chat,
     rateLimiter: createRateLimiter({ clock, limit: config.http.rateLimitPerMinute, windowMs: 60_000 }),

@@ -420,7 +420,9 @@ export function createIndexer(deps: IndexerDeps, target: { index: SearchIndex; r
     let chunks;
     try {
       const extracted = await deps.extractor.extract(blob.bytes, blob.contentType ?? e.contentType);
-      chunks = chunkDocument({ documentId: e.documentId, version: e.version, text: extracted.text }, deps.countTokens);
+      chunks = chunkDocument({ documentId: e.documentId, version: e.version, text: extracted.text }, deps.countTokens, {
+        format: extracted.format,
+      });
       if (chunks.length === 0) throw new AppError('validation_failed', 'the document has no text to index');
     } catch (err) {
       if (!isPermanent(err)) throw err;

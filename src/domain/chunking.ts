@@ -91,10 +91,54 @@ interface Unit {
   prose: boolean;
 }
 
-const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})(.*)$/;
-const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$/;
-const TABLE_SEPARATOR = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+/*
+ * Line patterns. Every one of them runs on text an uploader controls, so each must take time
+ * linear in the line: no two adjacent quantifiers may be able to match the same characters
+ * and leave a later check to fail (a `# a<128 KiB of spaces>x` line once took 33 s with
+ * `[ \t]+(.*?)[ \t]*$`). Where a single regex would need that, a prefix regex plus a plain
+ * scan does the rest (see `heading`, `isTableSeparator`).
+ */
+const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})/;
+const HEADING_OPEN = /^ {0,3}(#{1,6})(?=[ \t]|$)/;
+/** What `.` does not match: a line with one of these was never a fence or heading line. */
+const LINE_TERMINATOR = /[\r\u2028\u2029]/;
+const SEPARATOR_CELL = /^:?-{2,}:?$/;
 const SENTENCE_BREAK = /(?<=[.!?])["')\]]*\s+(?=[A-Z0-9("'[*_`])/;
+
+const isBlank = (c: string | undefined): boolean => c === ' ' || c === '\t';
+
+/** The line without its leading and trailing spaces and tabs (only those: other white space is content). */
+function trimBlanks(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && isBlank(s[start])) start++;
+  while (end > start && isBlank(s[end - 1])) end--;
+  return s.slice(start, end);
+}
+
+/**
+ * An ATX heading line: up to 3 spaces, 1–6 `#`, then the end or a space or tab; its text
+ * loses the optional closing `#` sequence (one preceded by a space or tab) and `**`/`__`.
+ */
+function heading(line: string): { level: number; text: string } | undefined {
+  const open = HEADING_OPEN.exec(line);
+  if (!open || LINE_TERMINATOR.test(line)) return undefined;
+  let text = trimBlanks(line.slice(open[0].length));
+  let hashes = text.length;
+  while (hashes > 0 && text[hashes - 1] === '#') hashes--;
+  let blanks = hashes;
+  while (blanks > 0 && isBlank(text[blanks - 1])) blanks--;
+  if (hashes < text.length && blanks < hashes) text = text.slice(0, blanks);
+  return { level: (open[1] as string).length, text: text.replace(/\*\*|__/g, '').trim() };
+}
+
+/** A table's delimiter row: cells of `---` (2 or more), each optionally `:`-aligned, between optional outer pipes. */
+function isTableSeparator(line: string): boolean {
+  let s = line.trim();
+  if (s.startsWith('|')) s = s.slice(1);
+  if (s.endsWith('|')) s = s.slice(0, -1);
+  return s.split('|').every((cell) => SEPARATOR_CELL.test(cell.trim()));
+}
 
 function parseBlocks(text: string, format: 'markdown' | 'plain'): Block[] {
   const lines = text.split('\n');
@@ -112,7 +156,7 @@ function parseBlocks(text: string, format: 'markdown' | 'plain'): Block[] {
     }
     if (format === 'markdown') {
       const fence = FENCE_OPEN.exec(line);
-      if (fence) {
+      if (fence && !LINE_TERMINATOR.test(line)) {
         endProse();
         const marker = fence[1] as string;
         const closing = new RegExp(`^ {0,3}${marker[0] === '`' ? '`' : '~'}{${marker.length},}\\s*$`);
@@ -131,14 +175,10 @@ function parseBlocks(text: string, format: 'markdown' | 'plain'): Block[] {
         i = j;
         continue;
       }
-      const heading = HEADING.exec(line);
-      if (heading) {
+      const h = heading(line);
+      if (h) {
         endProse();
-        const title = (heading[2] ?? '')
-          .replace(/[ \t]+#+$/, '')
-          .replace(/\*\*|__/g, '')
-          .trim();
-        blocks.push({ kind: 'heading', level: (heading[1] as string).length, text: title });
+        blocks.push({ kind: 'heading', ...h });
         continue;
       }
       if (line.trimStart().startsWith('|')) {
@@ -249,7 +289,7 @@ class Chunker {
         const whole = block.lines.join('\n');
         const tokens = this.count(whole);
         if (tokens <= this.max) return [{ text: whole, tokens, sep: '\n\n', prose: false }];
-        const hasSeparator = block.lines.length > 1 && TABLE_SEPARATOR.test(block.lines[1] as string);
+        const hasSeparator = block.lines.length > 1 && isTableSeparator(block.lines[1] as string);
         const head = hasSeparator ? block.lines.slice(0, 2) : [];
         const rows = hasSeparator ? block.lines.slice(2) : block.lines;
         return this.pack(head, rows, [], '\n');

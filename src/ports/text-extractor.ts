@@ -23,8 +23,9 @@ export interface TextExtractor {
    * @throws AppError `unsupported_media_type` for a type outside `SUPPORTED_MEDIA_TYPES`;
    *   `validation_failed` (message = the reason) for bytes that are not a valid document of
    *   their type (corrupt or encrypted PDF, invalid JSON, binary data sent as text) or that
-   *   hold no text at all. Both are permanent: the indexer marks the document failed and
-   *   does not retry.
+   *   hold no text at all; `payload_too_large` for a document that needs more time, memory
+   *   or text than an implementation's limits allow. These are permanent: the indexer marks
+   *   the document failed and does not retry. Anything else (`unavailable`) is transient.
    */
   extract(bytes: Uint8Array, contentType: string): Promise<ExtractedText>;
 }

@@ -34,6 +34,9 @@ import type { OutgoingMessage } from '../../src/ports/event-publisher';
 import { MemoryBlobStore } from '../helpers/memory-blobs';
 import type { Embedder } from '../../src/ports/embedder';
 import { trigramEmbedder as embedder } from '../helpers/trigram-embedder';
+import { IsolatedTextExtractor } from '../../src/adapters/local/isolated-text-extractor';
+import type { TextExtractor } from '../../src/ports/text-extractor';
+import { flateBombPdf } from '../helpers/pdf';
 
 const catalog = loadCatalog();
 const alice: Principal = { tenantId: 'tenant-acme-corp', userId: 'alice', roles: [], boundary: 'us' };
@@ -76,6 +79,7 @@ describe('indexer', () => {
   let index: LocalSearchIndex;
   let docs: Documents;
   let indexer: Indexer;
+  let indexerWith: (extractor: TextExtractor) => Indexer;
   let sent: OutgoingMessage[];
   let logs: Record<string, unknown>[];
   let onEmbed: (() => Promise<void>) | undefined;
@@ -107,17 +111,23 @@ describe('indexer', () => {
         return embedder.embed(texts);
       },
     };
-    indexer = createIndexer(
-      { ...base, blobs, extractor: new LocalTextExtractor(), embedder: slowEmbedder, countTokens },
-      { index, region: 'eastus', primary: true },
-    );
+    indexerWith = (extractor) =>
+      createIndexer(
+        { ...base, blobs, extractor, embedder: slowEmbedder, countTokens },
+        { index, region: 'eastus', primary: true },
+      );
+    indexer = indexerWith(new LocalTextExtractor());
   });
   afterEach(async () => {
     await real.close();
   });
 
   /** Uploads (a new version of) `name` and returns the index-sync message it published. */
-  const upload = async (name: string, text: string, contentType: 'text/markdown' | 'application/pdf' = 'text/markdown') => {
+  const upload = async (
+    name: string,
+    text: string | Uint8Array,
+    contentType: 'text/markdown' | 'text/plain' | 'application/pdf' = 'text/markdown',
+  ) => {
     const r = await docs.upload(alice, { name, tier: 'upload', scope: 'tenant', contentType, bytes: Buffer.from(text) });
     await docs.publishBlobChange('tenant', r.documentId);
     const message = sent.pop();
@@ -313,6 +323,36 @@ describe('indexer', () => {
         error: 'dead-lettered: TTLExpiredException',
       });
       expect((await statusOf())?.deadLettered).toBe(1);
+    });
+  });
+  describe('untrusted content', () => {
+    /** The production extractor, with limits small enough for the test process. */
+    const isolated = new IsolatedTextExtractor({ maxArrayBufferMb: 16, maxHeapMb: 128 });
+    afterAll(() => isolated.close());
+
+    it('a PDF decompression bomb is marked failed with the reason, completed, and not retried', async () => {
+      const m = await upload('bomb.pdf', flateBombPdf(48), 'application/pdf');
+      const ix = indexerWith(isolated);
+      const t = performance.now();
+      const outcome = await ix.handle(m.body);
+      expect(performance.now() - t).toBeLessThan(10_000);
+      expect(outcome).toEqual({ result: 'failed', reason: 'the document needs more than 16 MiB of memory to extract its text' });
+      expect(await docs.get(alice, m.documentId)).toMatchObject({
+        status: 'failed',
+        error: outcome.result === 'failed' && outcome.reason,
+      });
+      // Completed for good: a redelivery of the same message is skipped, not extracted again.
+      await expect(ix.handle(m.body)).resolves.toMatchObject({ result: 'skipped' });
+      // The worker was replaced: the next document indexes.
+      const next = await upload('next.md', '# Next\nIndexed after the bomb.');
+      await expect(ix.handle(next.body)).resolves.toMatchObject({ result: 'indexed' });
+    });
+
+    it('text/plain is chunked as plain text: a line starting with # is content, not a heading', async () => {
+      const m = await upload('notes.txt', '# not a heading\nbody of the note', 'text/plain');
+      await expect(indexer.handle(m.body)).resolves.toMatchObject({ result: 'indexed', chunks: 1 });
+      const hits = await index.search({ tenantIds: [alice.tenantId], text: 'heading', top: 5 });
+      expect(hits.map((h) => [h.headingPath, h.content])).toEqual([['', '# not a heading\nbody of the note']]);
     });
   });
 });

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { countTokens as o200kCount } from 'gpt-tokenizer/encoding/o200k_base';
 import { countTokens } from '../../src/adapters/local/token-counter';
 import { chunkDocument, chunkId, embeddingText, type Chunk } from '../../src/domain/chunking';
 
@@ -185,5 +186,54 @@ describe('chunkDocument rules', () => {
   it('rejects nonsensical options', () => {
     expect(() => chunk('x', { maxTokens: 8 })).toThrow(RangeError);
     expect(() => chunk('x', { maxTokens: 100, overlapTokens: 60 })).toThrow(RangeError);
+  });
+});
+
+/**
+ * Uploaded text reaches the chunker unchecked, so every line pattern and the token counter must
+ * take time linear in the line. Each case took seconds to minutes before (the heading line
+ * 33 s, the spaces as prose 23 s in gpt-tokenizer); each must now finish well inside a second.
+ * The elapsed time is asserted, not left to the test timeout: blocking code cannot be timed out.
+ */
+describe('chunkDocument on adversarial lines', () => {
+  const KiB = 1024;
+  const timed = <T>(f: () => T): { value: T; ms: number } => {
+    const t = performance.now();
+    const value = f();
+    return { value, ms: performance.now() - t };
+  };
+  const cases: [string, string, 'markdown' | 'plain'][] = [
+    ['a 128 KiB heading line', `# a${' '.repeat(128 * KiB)}x\nbody`, 'markdown'],
+    ['a 128 KiB heading line as plain text', `# a${' '.repeat(128 * KiB)}x\n`, 'plain'],
+    ['a heading-like line broken by U+2028', `# a${' '.repeat(128 * KiB)}\u2028x\n`, 'markdown'],
+    ['a fence-like line broken by U+2028', `${'`'.repeat(64 * KiB)}${'a'.repeat(64 * KiB)}\u2028\n`, 'markdown'],
+    ['a closing-hash run', `# a${' \t'.repeat(64 * KiB)}#${'#'.repeat(64 * KiB)} x\nbody`, 'markdown'],
+    [
+      'an over-long table separator',
+      `| a |\n|${' '.repeat(128 * KiB)}--${' '.repeat(128 * KiB)}x\n${'| b |\n'.repeat(200)}`,
+      'markdown',
+    ],
+    ['a 128 KiB run of one letter', 'a'.repeat(128 * KiB), 'plain'],
+    ['sentence ends followed by long space runs', `${`End.${' '.repeat(4 * KiB)}x `.repeat(32)}`, 'plain'],
+  ];
+  for (const [name, text, format] of cases) {
+    it(`${name} (${format}) takes well under a second`, () => {
+      const { value: chunks, ms } = timed(() => chunk(text, { format }));
+      expect(ms).toBeLessThan(1500);
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const c of chunks) expect(c.tokenCount).toBeLessThanOrEqual(400);
+    });
+  }
+
+  it('still reads the long heading as a heading, its text trimmed', () => {
+    const chunks = chunk(`# a${' '.repeat(128 * KiB)}x ##\n\nbody`);
+    expect(chunks.map((c) => [c.headingPath.replace(/ +/, ' '), c.content])).toEqual([['a x', 'body']]);
+  });
+
+  it('counts long runs in bounded time, and normal text exactly', () => {
+    expect(timed(() => countTokens(' '.repeat(256 * KiB) + 'x')).ms).toBeLessThan(1500);
+    expect(timed(() => countTokens('ab'.repeat(128 * KiB))).ms).toBeLessThan(1500);
+    const text = readFileSync(path.join(CORPUS, corpusFiles[0] as string), 'utf8');
+    expect(countTokens(text)).toBe(o200kCount(text, { disallowedSpecial: new Set() }));
   });
 });

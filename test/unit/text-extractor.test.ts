@@ -97,6 +97,46 @@ describe('LocalTextExtractor', () => {
   });
 });
 
+/**
+ * Uploaded HTML reaches the extractor unchecked, so it must take time linear in its length. Each
+ * of these took from seconds to minutes before (256 KiB of `<`: ~46 s; unclosed `<!--` or
+ * `<script`: ~18 s), blocking the loop that serves every tenant. The elapsed time is asserted
+ * (blocking code cannot be timed out by the test runner).
+ */
+describe('LocalTextExtractor on adversarial HTML', () => {
+  const KiB = 1024;
+  const unclosed = (unit: string) => `a ${unit.repeat(Math.floor((256 * KiB) / unit.length))}`;
+  const cases: [string, string][] = [
+    ['256 KiB of <', unclosed('<')],
+    ['unclosed <!--', unclosed('<!--')],
+    ['unclosed <![CDATA[', unclosed('<![CDATA[')],
+    ['unclosed <script', unclosed('<script ')],
+    ['unclosed <script with closers of another tag', `${unclosed('<script ')}</style>`],
+    ['unclosed <pre> and <h1>', unclosed('<pre><h1>')],
+    ['openers without >', unclosed('<pre <h2 <title <li <tr <p ')],
+    ['closers followed by spaces, not >', `<script>${`</script${' '.repeat(64)}x`.repeat(2 * KiB)}`],
+    ['newline runs inside <pre>', `<pre>${'\n'.repeat(128 * KiB)}x${'\n'.repeat(128 * KiB)}x</pre>`],
+  ];
+  for (const [name, html] of cases) {
+    it(`${name}: well under a second`, async () => {
+      const t = performance.now();
+      await x.extract(bytes(html), 'text/html').catch(() => undefined);
+      expect(performance.now() - t).toBeLessThan(1500);
+    });
+  }
+
+  it('keeps the text around an unclosed comment or script as before', async () => {
+    const r = await x.extract(bytes('<h1>Title</h1><p>kept</p><!-- open <script> x <b>y</b>'), 'text/html');
+    expect(r.text).toBe('# Title\n\nkept\n\n<!-- open x y');
+  });
+
+  it('refuses JSON nested deeper than the stack as invalid, not as a transient error', async () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const err = await appErrorOf(x.extract(bytes(deep), 'application/json'));
+    expect(err.code).toBe('validation_failed');
+  });
+});
+
 describe('repairMojibake', () => {
   it('repairs UTF-8 read as Windows-1252 and leaves clean text alone', () => {
     expect(repairMojibake('itâ€™s â€œquotedâ€ and â€œlostâ€\u009d â€” cafÃ© â†’ ðŸ˜€')).toBe(

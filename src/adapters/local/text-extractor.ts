@@ -113,7 +113,13 @@ function jsonText(source: string): string {
     }
     for (const [k, child] of Object.entries(v)) walk(child, path ? `${path}.${k}` : k);
   };
-  walk(value, '');
+  try {
+    walk(value, '');
+  } catch (err) {
+    // Nesting deeper than the stack: the same document fails the same way on every retry.
+    if (err instanceof RangeError) throw new AppError('validation_failed', 'the JSON is nested too deeply', { cause: err });
+    throw err;
+  }
   return lines.join('\n');
 }
 
@@ -156,41 +162,156 @@ function decodeEntities(s: string): string {
 const BLOCK_TAGS =
   /^(p|div|section|article|header|footer|main|nav|aside|blockquote|ul|ol|table|thead|tbody|tfoot|form|figure|figcaption|pre|hr|dl|dt|dd|address)$/;
 
+/*
+ * HTML is scanned in time linear in its length, whatever it holds. The regex pipeline this
+ * replaces (same output, kept pattern by pattern) backtracked quadratically on openers that are
+ * never closed: 256 KiB of `<`, an unclosed `<!--` or `<script` held the event loop for
+ * minutes. Two devices keep each step linear:
+ * - a tag pattern `<name…[^>]*>` can only match before the last `>`, and there every opener
+ *   it accepts does match (and is consumed), so it runs on that prefix only (`beforeLastGt`);
+ * - a paired pattern `<name…>…</name>` is scanned with indexOf, remembering per name where
+ *   the next closer is (or that there is none), so no stretch of text is searched twice.
+ */
+
+/** `s` with ASCII letters lower-cased: same length and indexes (`toLowerCase` may change both). */
+const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+
+const isWordChar = (c: number): boolean =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+
+/** `s.replace(re, fn)` for a pattern whose every match ends with the first `>` after its start (see above). */
+function beforeLastGt(s: string, re: RegExp, fn: string | ((m: string, ...groups: string[]) => string)): string {
+  const end = s.lastIndexOf('>') + 1;
+  const head = s.slice(0, end);
+  return (typeof fn === 'string' ? head.replace(re, fn) : head.replace(re, fn)) + s.slice(end);
+}
+
+/** `s.replace(/OPEN[\s\S]*?CLOSE/g, by)` for literal delimiters. */
+function replaceDelimited(s: string, open: string, close: string, by: string): string {
+  let out = '';
+  let last = 0;
+  for (;;) {
+    const p = s.indexOf(open, last);
+    if (p < 0) break;
+    const c = s.indexOf(close, p + open.length);
+    if (c < 0) break; // no closer after this opener, so none after any later one
+    out += s.slice(last, p) + by;
+    last = c + close.length;
+  }
+  return out + s.slice(last);
+}
+
+const CLOSE_TAIL = /\s*>/y;
+
+/**
+ * Replaces each element `<name\b…</name\s*>` (case-insensitive, the first closer after the
+ * opener), as `s.replace(/<(a|b)\b[\s\S]*?<\/\1\s*>/gi, …)` would. With `bodyAfterTag` the body
+ * starts after the opening tag's `>` (`<(a|b)\b[^>]*>([\s\S]*?)<\/\1\s*>`), otherwise right
+ * after the name.
+ */
+function replaceElements(
+  s: string,
+  names: readonly string[],
+  bodyAfterTag: boolean,
+  fn: (name: string, body: string) => string,
+): string {
+  const lower = asciiLower(s);
+  /** Per name: the first closer at or after `from`, or null when there is none. */
+  const closers = new Map<string, { from: number; at: { start: number; end: number } | null }>();
+  const closer = (name: string, from: number): { start: number; end: number } | null => {
+    const known = closers.get(name);
+    if (known && from >= known.from && (known.at === null || from <= known.at.start)) return known.at;
+    let at: { start: number; end: number } | null = null;
+    for (let i = lower.indexOf(`</${name}`, from); i >= 0; i = lower.indexOf(`</${name}`, i + 1)) {
+      CLOSE_TAIL.lastIndex = i + 2 + name.length;
+      if (CLOSE_TAIL.test(s)) {
+        at = { start: i, end: CLOSE_TAIL.lastIndex };
+        break;
+      }
+    }
+    closers.set(name, { from, at });
+    return at;
+  };
+  let gt = { from: 0, at: s.indexOf('>') };
+  const nextGt = (from: number): number => {
+    if (from > gt.at && gt.at >= 0) gt = { from, at: s.indexOf('>', from) };
+    return gt.at;
+  };
+  let out = '';
+  let last = 0;
+  for (let p = lower.indexOf('<'); p >= 0; p = lower.indexOf('<', p + 1)) {
+    if (p < last) continue;
+    const name = names.find((n) => lower.startsWith(n, p + 1) && !isWordChar(s.charCodeAt(p + 1 + n.length)));
+    if (name === undefined) continue;
+    let bodyStart = p + 1 + name.length;
+    if (bodyAfterTag) {
+      const end = nextGt(bodyStart);
+      if (end < 0) break; // no `>` after this opener, so none after any later one
+      bodyStart = end + 1;
+    }
+    const close = closer(name, bodyStart);
+    if (close === null) continue;
+    out += s.slice(last, p) + fn(name, s.slice(bodyStart, close.start));
+    last = close.end;
+    p = last - 1;
+  }
+  return out + s.slice(last);
+}
+
+/** The text of the first `<title …>…</title>`, as `/<title[^>]*>([\s\S]*?)<\/title>/i` finds it. */
+function titleOf(html: string): string | undefined {
+  const lower = asciiLower(html);
+  const open = lower.indexOf('<title');
+  const gt = open < 0 ? -1 : html.indexOf('>', open + 6);
+  const close = gt < 0 ? -1 : lower.indexOf('</title>', gt + 1);
+  // If the first opener has no `>` or closer after it, no later opener has either.
+  return close < 0 ? undefined : html.slice(gt + 1, close);
+}
+
+/** `s` without leading and trailing line feeds. */
+function trimNewlines(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && s[start] === '\n') start++;
+  while (end > start && s[end - 1] === '\n') end--;
+  return s.slice(start, end);
+}
+
+const HIDDEN = ['script', 'style', 'noscript', 'template', 'svg', 'head', 'iframe', 'object'] as const;
+const HEADINGS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'] as const;
+
 /** HTML → markdown-ish text: headings become `#` headings, blocks become paragraphs, rows become `|` rows. */
 function htmlText(html: string): { text: string; title?: string } {
-  const titleMatch = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html);
-  const title = titleMatch ? decodeEntities((titleMatch[1] ?? '').replace(/\s+/g, ' ').trim()) : undefined;
-  let s = html
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, ' ')
-    .replace(/<(script|style|noscript|template|svg|head|iframe|object)\b[\s\S]*?<\/\1\s*>/gi, ' ')
-    .replace(/<(script|style|noscript|template|svg|head)\b[^>]*\/?>/gi, ' ');
+  const rawTitle = titleOf(html);
+  const title = rawTitle === undefined ? undefined : decodeEntities(rawTitle.replace(/\s+/g, ' ').trim());
+  let s = replaceDelimited(html, '<!--', '-->', ' ');
+  s = replaceDelimited(s, '<![CDATA[', ']]>', ' ');
+  s = replaceElements(s, HIDDEN, false, () => ' ');
+  s = beforeLastGt(s, /<(script|style|noscript|template|svg|head)\b[^>]*\/?>/gi, ' ');
   const pre: string[] = [];
-  s = s.replace(/<pre\b[^>]*>([\s\S]*?)<\/pre\s*>/gi, (_m, body: string) => {
-    pre.push(decodeEntities(body.replace(/<[^>]+>/g, '')));
+  s = replaceElements(s, ['pre'], true, (_name, body) => {
+    pre.push(decodeEntities(beforeLastGt(body, /<[^>]+>/g, '')));
     return `\n\n\u0000PRE${pre.length - 1}\u0000\n\n`;
   });
-  s = s
-    .replace(/<h([1-6])\b[^>]*>([\s\S]*?)<\/h\1\s*>/gi, (_m, level: string, body: string) => {
-      const text = body
-        .replace(/<[^>]+>/g, ' ')
-        .replace(/\s+/g, ' ')
-        .trim();
-      return text ? `\n\n${'#'.repeat(Number(level))} ${text}\n\n` : '\n\n';
-    })
-    .replace(/<br\s*\/?>/gi, '\n')
-    .replace(/<li\b[^>]*>/gi, '\n- ')
-    .replace(/<tr\b[^>]*>/gi, '\n|')
-    .replace(/<\/t[dh]\s*>/gi, ' |')
-    .replace(/<\/?([a-z][a-z0-9]*)\b[^>]*>/gi, (_m, tag: string) => (BLOCK_TAGS.test(tag.toLowerCase()) ? '\n\n' : ' '))
-    .replace(/<[^>]*>/g, ' ');
+  s = replaceElements(s, HEADINGS, true, (name, body) => {
+    const text = beforeLastGt(body, /<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim();
+    return text ? `\n\n${'#'.repeat(Number(name[1]))} ${text}\n\n` : '\n\n';
+  });
+  s = s.replace(/<br\s*\/?>/gi, '\n');
+  s = beforeLastGt(s, /<li\b[^>]*>/gi, '\n- ');
+  s = beforeLastGt(s, /<tr\b[^>]*>/gi, '\n|');
+  s = s.replace(/<\/t[dh]\s*>/gi, ' |');
+  s = beforeLastGt(s, /<\/?([a-z][a-z0-9]*)\b[^>]*>/gi, (_m, tag: string) => (BLOCK_TAGS.test(tag.toLowerCase()) ? '\n\n' : ' '));
+  s = beforeLastGt(s, /<[^>]*>/g, ' ');
   s = decodeEntities(s)
     .split('\n')
     .map((l) => l.replace(/[ \t\f\v\u00a0]+/g, ' ').trim())
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     // eslint-disable-next-line no-control-regex -- NUL delimits the placeholders this function inserted
-    .replace(/\u0000PRE(\d+)\u0000/g, (_m, i: string) => `\`\`\`\n${(pre[Number(i)] ?? '').replace(/^\n+|\n+$/g, '')}\n\`\`\``);
+    .replace(/\u0000PRE(\d+)\u0000/g, (_m, i: string) => `\`\`\`\n${trimNewlines(pre[Number(i)] ?? '')}\n\`\`\``);
   return { text: s.trim(), ...(title ? { title } : {}) };
 }
 
