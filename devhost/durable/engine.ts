@@ -47,6 +47,8 @@ export type DurableLog = (level: 'debug' | 'information' | 'warning' | 'error', 
 
 /** Generation of inbox events that belong to whatever execution is current (external events). */
 const ANY_GENERATION = -1;
+/** Wait before an episode whose commit failed (a busy or full database) runs again. */
+const EPISODE_RETRY_MS = 250;
 
 interface LeafRecord {
   /** Action type. */
@@ -348,6 +350,17 @@ export class DurableEngine {
         this.#run(async () => {
           try {
             await this.#runEpisode(id);
+          } catch (err) {
+            // The episode's transaction rolled back, but the cached instance was changed inside
+            // it: drop the cache so the retry replays from what is stored, and retry the episode
+            // (the Durable Task framework abandons the work item and delivers it again). Kept,
+            // the advanced bookkeeping made the next episode schedule nothing, and persisted it.
+            this.#live.delete(id);
+            const retry = setTimeout(() => {
+              if (!this.#stopping) this.#markReady(id);
+            }, EPISODE_RETRY_MS);
+            retry.unref();
+            throw err; // logged by #run
           } finally {
             this.#running.delete(id);
             if (this.#rerun.delete(id)) this.#markReady(id);

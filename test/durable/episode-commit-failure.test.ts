@@ -1,0 +1,68 @@
+/**
+ * An episode whose commit fails (SQLITE_BUSY past the busy timeout, a full disk) is retried from
+ * the stored history, as the Durable Task framework abandons and redelivers a work item: the
+ * activity it scheduled still runs and the instance completes, also across a restart.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DurableEngine } from '../../devhost/durable/engine';
+import { DurableStore } from '../../devhost/durable/store';
+import { FunctionHost } from '../../devhost/host';
+import { VirtualClock } from '../../devhost/virtual-clock';
+
+const FIXTURE = path.resolve(__dirname, '../fixtures/durable-faults');
+const calls = () => (globalThis as unknown as { __faultCalls: string[] }).__faultCalls ?? [];
+let host: FunctionHost;
+let dir: string;
+
+beforeAll(async () => {
+  host = new FunctionHost({ appDir: FIXTURE });
+  await host.load([path.join(FIXTURE, 'app.js')]);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'durable-faults-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('durable engine: a failed episode commit', () => {
+  it('is retried from the stored history: the activity runs and the instance completes', async () => {
+    const logs: string[] = [];
+    const store = new DurableStore(path.join(dir, 'busy.sqlite'));
+    const original = store.appendHistory.bind(store);
+    let failures = 1;
+    store.appendHistory = (id, from, events) => {
+      if (failures > 0 && id === 'Y') {
+        failures--;
+        throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      }
+      original(id, from, events);
+    };
+    const engine = new DurableEngine({
+      host,
+      store,
+      clock: new VirtualClock(Date.UTC(2026, 0, 1)),
+      log: (_l, m) => logs.push(m),
+    });
+    engine.start();
+    try {
+      engine.startNew('waitThenCount', 'Y', null);
+      await until(() => calls().includes('count:first'), 'the activity to run after the failed commit');
+      expect(logs.some((l) => l.includes('database is locked'))).toBe(true);
+      engine.raiseEvent('Y', 'go', 1);
+      await until(() => engine.status('Y')?.runtimeStatus === 'Completed', 'Y completed');
+      expect(engine.status('Y')?.output).toEqual({ a: 'first', e: 1 });
+      expect(calls().filter((c) => c === 'count:first')).toHaveLength(1);
+    } finally {
+      await engine.stop();
+      store.close();
+    }
+  });
+});
