@@ -47,6 +47,13 @@ export type DurableLog = (level: 'debug' | 'information' | 'warning' | 'error', 
 
 /** Generation of inbox events that belong to whatever execution is current (external events). */
 const ANY_GENERATION = -1;
+/**
+ * A new instance that replaces a terminal one with the same id is a new execution: it continues
+ * the generation count, so a late activity or timer result of the old execution (queued with the
+ * old generation) is discarded, as the Durable Task framework discards a message of another
+ * ExecutionId, instead of completing the new execution's task of the same sequence number.
+ */
+const nextGeneration = (existing: { generation: number } | undefined): number => (existing ? existing.generation + 1 : 0);
 /** Wait before an episode whose commit failed (a busy or full database) runs again. */
 const EPISODE_RETRY_MS = 250;
 
@@ -255,7 +262,7 @@ export class DurableEngine {
         throw new EngineError('conflict', `An instance with ID '${instanceId}' already exists and is ${existing.status}.`);
       }
       if (existing) effects.canceledTimers.push(...this.#store.purge(instanceId));
-      this.#insertInstance(instanceId, name, input, undefined, effects);
+      this.#insertInstance(instanceId, name, input, undefined, effects, nextGeneration(existing));
     });
     this.#apply(effects);
     return instanceId;
@@ -899,7 +906,7 @@ export class DurableEngine {
       return;
     }
     if (existing) effects.canceledTimers.push(...this.#store.purge(childId));
-    this.#insertInstance(childId, name, parseJson(input), { live, taskId }, effects);
+    this.#insertInstance(childId, name, parseJson(input), { live, taskId }, effects, nextGeneration(existing));
   }
 
   #insertInstance(
@@ -908,6 +915,7 @@ export class DurableEngine {
     input: unknown,
     parent: { live: Live; taskId: number } | undefined,
     effects: Effects,
+    generation: number,
   ): void {
     const now = this.#clock.now();
     this.#live.delete(id);
@@ -923,7 +931,7 @@ export class DurableEngine {
       parentId: parent?.live.row.id ?? null,
       parentTaskId: parent?.taskId ?? null,
       parentGeneration: parent?.live.row.generation ?? null,
-      generation: 0,
+      generation,
       engineState: JSON.stringify(freshState()),
     });
     this.#store.enqueue(id, { kind: 'start' });

@@ -1,7 +1,9 @@
 /**
- * An episode whose commit fails (SQLITE_BUSY past the busy timeout, a full disk) is retried from
- * the stored history, as the Durable Task framework abandons and redelivers a work item: the
- * activity it scheduled still runs and the instance completes, also across a restart.
+ * devhost's durable engine where the Durable Task framework's guarantees are easy to lose:
+ * - an episode whose commit fails (SQLITE_BUSY past the busy timeout, a full disk) is retried
+ *   from the stored history, as the framework abandons and redelivers a work item;
+ * - an instance re-created under a terminal instance's id is a new execution: a late result of
+ *   the old one is discarded (the framework discards messages of another ExecutionId).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -32,8 +34,8 @@ async function until(check: () => boolean, what: string, ms = 5000): Promise<voi
   }
 }
 
-describe('durable engine: a failed episode commit', () => {
-  it('is retried from the stored history: the activity runs and the instance completes', async () => {
+describe('durable engine faults', () => {
+  it('a failed episode commit is retried from the stored history: the activity runs and the instance completes', async () => {
     const logs: string[] = [];
     const store = new DurableStore(path.join(dir, 'busy.sqlite'));
     const original = store.appendHistory.bind(store);
@@ -60,6 +62,30 @@ describe('durable engine: a failed episode commit', () => {
       await until(() => engine.status('Y')?.runtimeStatus === 'Completed', 'Y completed');
       expect(engine.status('Y')?.output).toEqual({ a: 'first', e: 1 });
       expect(calls().filter((c) => c === 'count:first')).toHaveLength(1);
+    } finally {
+      await engine.stop();
+      store.close();
+    }
+  });
+
+  it('an instance re-created under a terminal one’s id never takes the old execution’s late activity result', async () => {
+    const gates = () => (globalThis as unknown as { __faultGates: Map<string, () => void> }).__faultGates;
+    const store = new DurableStore(path.join(dir, 'reuse.sqlite'));
+    const engine = new DurableEngine({ host, store, clock: new VirtualClock(Date.UTC(2026, 0, 1)), log: () => undefined });
+    engine.start();
+    try {
+      engine.startNew('one', 'X', 'old');
+      await until(() => gates()?.has('old') === true, 'the old execution’s activity to run');
+      engine.terminate('X', 'test');
+      await until(() => engine.status('X')?.runtimeStatus === 'Terminated', 'X terminated');
+      engine.startNew('one', 'X', 'new');
+      await until(() => gates()?.has('new') === true, 'the new execution’s activity to run');
+      gates().get('old')?.(); // the first execution's activity finishes late
+      await new Promise((r) => setTimeout(r, 200));
+      expect(engine.status('X')?.runtimeStatus).toBe('Running');
+      gates().get('new')?.();
+      await until(() => engine.status('X')?.runtimeStatus === 'Completed', 'X completed');
+      expect(engine.status('X')?.output).toBe('result of new');
     } finally {
       await engine.stop();
       store.close();
