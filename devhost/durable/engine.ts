@@ -356,7 +356,9 @@ export class DurableEngine {
         this.#running.add(id);
         this.#run(async () => {
           try {
-            await this.#runEpisode(id);
+            // An episode stops at an event that needs engine bookkeeping (a retry, a long
+            // timer's slice): what is queued behind it runs in the next episode, now.
+            if (await this.#runEpisode(id)) this.#rerun.add(id);
           } catch (err) {
             // The episode's transaction rolled back, but the cached instance was changed inside
             // it: drop the cache so the retry replays from what is stored, and retry the episode
@@ -503,14 +505,15 @@ export class DurableEngine {
     return live;
   }
 
-  async #runEpisode(id: string): Promise<void> {
+  /** Runs one episode; true when messages are left in the inbox for the next one. */
+  async #runEpisode(id: string): Promise<boolean> {
     const messages = this.#store.inbox(id);
-    if (messages.length === 0) return;
+    if (messages.length === 0) return false;
     const live = this.#load(id);
     const row = live?.row;
     if (!live || !row || TERMINAL.has(row.status)) {
       this.#store.tx(() => messages.forEach((m) => this.#store.dequeue(m.id)));
-      return;
+      return false;
     }
     const terminate = messages.find((m) => m.message.kind === 'terminate')?.message as
       Extract<InboxMessage, { kind: 'terminate' }> | undefined;
@@ -524,9 +527,9 @@ export class DurableEngine {
         this.#commitHistory(live, appended);
       });
       this.#apply(effects);
-      return;
+      return false;
     }
-    if (row.status === 'Suspended') return;
+    if (row.status === 'Suspended') return false;
 
     const started = performance.now();
     const now = this.#clock.now();
@@ -549,7 +552,7 @@ export class DurableEngine {
     }
     if (!starting && (incoming.length === 0 || live.history.length === 0)) {
       this.#store.tx(() => consumed.forEach((m) => this.#store.dequeue(m)));
-      return;
+      return consumed.length < messages.length;
     }
     const newEvents: HistoryEvent[] = [this.#event(EventType.OrchestratorStarted, {}, now)];
     if (starting) {
@@ -587,6 +590,7 @@ export class DurableEngine {
     this.#apply(effects);
     this.#counters.episodes++;
     if (this.#episodeMs.length < 200_000) this.#episodeMs.push(performance.now() - started);
+    return consumed.length < messages.length;
   }
 
   #commitHistory(live: Live, appended: HistoryEvent[]): void {

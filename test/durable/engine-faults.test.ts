@@ -3,7 +3,9 @@
  * - an episode whose commit fails (SQLITE_BUSY past the busy timeout, a full disk) is retried
  *   from the stored history, as the framework abandons and redelivers a work item;
  * - an instance re-created under a terminal instance's id is a new execution: a late result of
- *   the old one is discarded (the framework discards messages of another ExecutionId).
+ *   the old one is discarded (the framework discards messages of another ExecutionId);
+ * - an event queued behind one that needs engine bookkeeping (a long timer's slice, a retry) is
+ *   processed at once, not at the instance's next wake-up.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -86,6 +88,29 @@ describe('durable engine faults', () => {
       gates().get('new')?.();
       await until(() => engine.status('X')?.runtimeStatus === 'Completed', 'X completed');
       expect(engine.status('X')?.output).toBe('result of new');
+    } finally {
+      await engine.stop();
+      store.close();
+    }
+  });
+
+  it('an event queued behind a long timer’s slice is processed at once, not at the next slice days later', async () => {
+    const gates = () => (globalThis as unknown as { __faultGates: Map<string, () => void> }).__faultGates;
+    const clock = new VirtualClock(Date.UTC(2026, 0, 1));
+    const store = new DurableStore(path.join(dir, 'behind.sqlite'));
+    // One slot, so the slice's TimerFired and the event are both queued before the episode runs.
+    const engine = new DurableEngine({ host, store, clock, log: () => undefined, maxConcurrency: 1 });
+    engine.start();
+    try {
+      engine.startNew('goOrTenDays', 'L', null);
+      await until(() => engine.status('L')?.runtimeStatus === 'Running' && engine.stats().pendingTimers === 1, 'L waiting');
+      engine.startNew('one', 'B', 'blocker');
+      await until(() => gates()?.has('blocker') === true, 'the blocker to hold the only slot');
+      clock.advance(3 * 86_400_000 + 1_000); // the first 3-day slice of the 10-day timer fires
+      engine.raiseEvent('L', 'go', 'here');
+      gates().get('blocker')?.();
+      await until(() => engine.status('L')?.runtimeStatus === 'Completed', 'L completed by the event', 3000);
+      expect(engine.status('L')?.output).toBe('here');
     } finally {
       await engine.stop();
       store.close();
