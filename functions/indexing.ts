@@ -66,6 +66,22 @@ function deliveryOf(context: InvocationContext): DeliveryInfo {
   };
 }
 
+/**
+ * Why a message was dead-lettered. Service Bus keeps the reason and description as application
+ * properties of the dead-lettered message; the extension's trigger metadata has no key of its
+ * own for them, and the library camel-cases nested keys (`applicationProperties.deadLetterReason`).
+ */
+function deadLetterOf(context: InvocationContext): { reason: string; description?: string } {
+  const props = context.triggerMetadata?.['applicationProperties'];
+  const p = typeof props === 'object' && props !== null ? (props as Record<string, unknown>) : {};
+  const reason = p['deadLetterReason'];
+  const description = p['deadLetterErrorDescription'];
+  return {
+    reason: typeof reason === 'string' && reason !== '' ? reason : 'unknown',
+    ...(typeof description === 'string' && description !== '' ? { description } : {}),
+  };
+}
+
 for (const { region, index } of deps.searchIndexes) {
   const subscription = `${index.name}-indexer`;
   app.serviceBusTopic(`indexer-${region}`, {
@@ -85,13 +101,8 @@ for (const { region, index } of deps.searchIndexes) {
     topicName: 'index-sync',
     subscriptionName: `${subscription}/$DeadLetterQueue`,
     handler: async (message: unknown, context: InvocationContext) => {
-      const meta = context.triggerMetadata ?? {};
-      await indexerFor(region).handleDeadLetter(
-        message,
-        String(meta['deadLetterReason'] ?? 'unknown'),
-        meta['deadLetterErrorDescription'] === undefined ? undefined : String(meta['deadLetterErrorDescription']),
-        deliveryOf(context),
-      );
+      const { reason, description } = deadLetterOf(context);
+      await indexerFor(region).handleDeadLetter(message, reason, description, deliveryOf(context));
     },
   });
 }

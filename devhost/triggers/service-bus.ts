@@ -28,8 +28,8 @@ function metadataOf(m: ReceivedMessage): Record<string, unknown> {
     Label: m.subject ?? null,
     ApplicationProperties: m.applicationProperties ?? {},
     UserProperties: m.applicationProperties ?? {},
-    ...(m.deadLetterReason ? { DeadLetterReason: m.deadLetterReason } : {}),
-    ...(m.deadLetterErrorDescription ? { DeadLetterErrorDescription: m.deadLetterErrorDescription } : {}),
+    // Like the Service Bus extension: no DeadLetterReason key of its own; a dead-lettered
+    // message carries it (and DeadLetterErrorDescription) among its application properties.
   };
 }
 

@@ -222,4 +222,35 @@ describe('ingestion and regional indexing through npm start', () => {
     expect(await get(acme, target.documentId)).toMatchObject({ status: 'indexed', version: 1 });
     expect((await api(acme, 'index/status')).status).toBe(403);
   });
+
+  it('a message the subscription dead-letters (expired) marks its document failed with Service Bus’s reason', async () => {
+    const target = await upload(acme, 'expiring.md', '# Expiring\nThis document’s next message expires unread.');
+    await waitFor(acme, target.documentId, (d) => d.status === 'indexed');
+    const bus = new LocalServiceBus({ path: path.join(sys.dataDir, 'global', 'bus.sqlite'), clock: new ManualClock(Date.now()) });
+    try {
+      await bus.publish('index-sync', {
+        messageId: `upsert:${target.documentId}@2:expiring`,
+        body: {
+          schema: 1,
+          op: 'upsert',
+          documentId: target.documentId,
+          version: 2,
+          targetRegion: 'us',
+          blob: { account: 'meridianus', container: 'documents', name: target.documentId },
+          etag: 'x',
+          tier: 'upload',
+          contentType: 'text/markdown',
+          occurredAt: new Date().toISOString(),
+        },
+        applicationProperties: { targetRegion: 'us', tier: 'upload' },
+        contentType: 'application/json',
+        timeToLiveMs: 1,
+      });
+    } finally {
+      await bus.close();
+    }
+    // The reason travels as the dead-lettered message's application property, as in Azure.
+    const failed = await waitFor(acme, target.documentId, (d) => d.status === 'failed', 30_000);
+    expect(failed.error).toContain('TTLExpiredException');
+  });
 });

@@ -526,7 +526,13 @@ export class LocalServiceBus implements EventPublisher, SubscriptionReceiver {
       lockToken,
       messageId: row.message_id,
       body: JSON.parse(row.body) as unknown,
-      applicationProperties: JSON.parse(row.props) as Record<string, ApplicationPropertyValue>,
+      // Service Bus stores a dead-lettered message's reason and description as application
+      // properties of that message (the SDK's `deadLetterReason` reads them from there).
+      applicationProperties: {
+        ...(JSON.parse(row.props) as Record<string, ApplicationPropertyValue>),
+        ...(row.dl_reason !== null ? { DeadLetterReason: row.dl_reason } : {}),
+        ...(row.dl_description !== null ? { DeadLetterErrorDescription: row.dl_description } : {}),
+      },
       subject: row.subject ?? undefined,
       contentType: row.content_type ?? undefined,
       deliveryCount,
