@@ -10,6 +10,7 @@ import { ensureTopology, openLocalServiceBus } from '../src/adapters/local/servi
 import { BACKGROUND_CHECKPOINT_MS, openSqliteDocumentStore } from '../src/adapters/local/sqlite-document-store';
 import { loadCatalog, parseServedRegions } from '../src/config';
 import { launchAzurite, type RunningAzurite } from './azurite';
+import { acquireDataLock } from './data-lock';
 import { startDurableEngine } from './durable';
 import { FunctionHost } from './host';
 import { readBody, sendProblem, startHttpServer, type ExtraHandler } from './http-server';
@@ -59,6 +60,9 @@ export async function startBoundary(): Promise<BoundaryProcess> {
     for (const s of stops.reverse()) await s().catch(() => undefined);
   };
   try {
+    // First: a second devhost on this boundary's files would run its task hub twice.
+    const lock = acquireDataLock(path.join(dataDir, boundary), `devhost [${boundary}]`);
+    stops.push(async () => lock.release());
     const clock = installHostClock(env['MERIDIAN_CLOCK'] === 'virtual' ? 'virtual' : 'system', dataDir);
 
     // The boundary's Azurite starts while the app loads (its URL is known at once).

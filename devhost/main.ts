@@ -10,6 +10,7 @@ import path from 'node:path';
 import { AZURITE_GLOBAL_ACCOUNT } from '../src/adapters/local/azurite';
 import { loadCatalog, parseServedRegions, tenantsFileSchema } from '../src/config';
 import { launchAzurite, type RunningAzurite } from './azurite';
+import { acquireDataLock } from './data-lock';
 import { boundaryNodeArgs } from './node-args';
 import { startFrontDoor, type RunningFrontDoor } from './front-door';
 import { appRoot, loadLocalSettings } from './settings';
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
+    // One `npm start` per data directory (each boundary process claims its own as well).
+    acquireDataLock(path.join(dataDir, 'global'), 'npm start');
     // The global Azurite boots while the boundary processes start; they wait for it only
     // before they need it.
     const launched = await launchAzurite({ account: AZURITE_GLOBAL_ACCOUNT, location: path.join(dataDir, 'global', 'blob') });
