@@ -47,13 +47,6 @@ export type DurableLog = (level: 'debug' | 'information' | 'warning' | 'error', 
 
 /** Generation of inbox events that belong to whatever execution is current (external events). */
 const ANY_GENERATION = -1;
-/**
- * A new instance that replaces a terminal one with the same id is a new execution: it continues
- * the generation count, so a late activity or timer result of the old execution (queued with the
- * old generation) is discarded, as the Durable Task framework discards a message of another
- * ExecutionId, instead of completing the new execution's task of the same sequence number.
- */
-const nextGeneration = (existing: { generation: number } | undefined): number => (existing ? existing.generation + 1 : 0);
 /** Wait before an episode whose commit failed (a busy or full database) runs again. */
 const EPISODE_RETRY_MS = 250;
 
@@ -262,7 +255,7 @@ export class DurableEngine {
         throw new EngineError('conflict', `An instance with ID '${instanceId}' already exists and is ${existing.status}.`);
       }
       if (existing) effects.canceledTimers.push(...this.#store.purge(instanceId));
-      this.#insertInstance(instanceId, name, input, undefined, effects, nextGeneration(existing));
+      this.#insertInstance(instanceId, name, input, undefined, effects);
     });
     this.#apply(effects);
     return instanceId;
@@ -910,7 +903,7 @@ export class DurableEngine {
       return;
     }
     if (existing) effects.canceledTimers.push(...this.#store.purge(childId));
-    this.#insertInstance(childId, name, parseJson(input), { live, taskId }, effects, nextGeneration(existing));
+    this.#insertInstance(childId, name, parseJson(input), { live, taskId }, effects);
   }
 
   #insertInstance(
@@ -919,7 +912,6 @@ export class DurableEngine {
     input: unknown,
     parent: { live: Live; taskId: number } | undefined,
     effects: Effects,
-    generation: number,
   ): void {
     const now = this.#clock.now();
     this.#live.delete(id);
@@ -935,7 +927,12 @@ export class DurableEngine {
       parentId: parent?.live.row.id ?? null,
       parentTaskId: parent?.taskId ?? null,
       parentGeneration: parent?.live.row.generation ?? null,
-      generation,
+      // Every execution (also one that replaces a terminal or purged instance of the same id,
+      // and every continue-as-new) gets a generation never used before, so a late activity or
+      // timer result of an older execution (queued with its generation) is discarded, as the
+      // Durable Task framework discards a message of another ExecutionId, instead of completing
+      // the new execution's task of the same sequence number.
+      generation: this.#store.nextGeneration(),
       engineState: JSON.stringify(freshState()),
     });
     this.#store.enqueue(id, { kind: 'start' });
@@ -948,7 +945,7 @@ export class DurableEngine {
     this.#store.clearHistory(row.id);
     live.history = [];
     live.es = freshState();
-    row.generation++;
+    row.generation = this.#store.nextGeneration();
     row.input = input === undefined ? null : JSON.stringify(input);
     row.output = null;
     row.status = 'ContinuedAsNew';

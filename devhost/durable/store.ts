@@ -131,6 +131,9 @@ export class DurableStore {
         timer_id INTEGER NOT NULL, fire_at INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS timers_by_instance ON timers(instance_id, timer_id);
+      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT OR IGNORE INTO counters (name, value)
+        SELECT 'generation', COALESCE(MAX(generation), -1) + 1 FROM instances;
     `);
     const p = (sql: string) => this.db.prepare(sql);
     this.#s = {
@@ -161,6 +164,7 @@ export class DurableStore {
       deleteTimerByTask: p('DELETE FROM timers WHERE instance_id = ? AND timer_id = ? RETURNING id'),
       clearTimers: p('DELETE FROM timers WHERE instance_id = ? RETURNING id'),
       allTimers: p('SELECT id, instance_id AS instanceId, generation, timer_id AS timerId, fire_at AS fireAt FROM timers'),
+      nextGeneration: p(`UPDATE counters SET value = value + 1 WHERE name = 'generation' RETURNING value - 1 AS value`),
     };
   }
 
@@ -176,6 +180,15 @@ export class DurableStore {
   getInstance(id: string): InstanceRow | undefined {
     const r = this.#s.getInstance.get(id) as DbInstance | undefined;
     return r && toRow(r);
+  }
+
+  /**
+   * A generation number never given out before in this store (an execution's identity). Kept
+   * store-wide rather than per instance: a purge forgets the instance, and a re-created one
+   * must still not match a late result of the purged execution.
+   */
+  nextGeneration(): number {
+    return (this.#s.nextGeneration.get() as { value: number }).value;
   }
 
   insertInstance(row: InstanceRow): void {

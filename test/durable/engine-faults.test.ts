@@ -94,6 +94,31 @@ describe('durable engine faults', () => {
     }
   });
 
+  it('…also after the terminal instance was purged: generations are never reused within a store', async () => {
+    const gates = () => (globalThis as unknown as { __faultGates: Map<string, () => void> }).__faultGates;
+    const store = new DurableStore(path.join(dir, 'purged.sqlite'));
+    const engine = new DurableEngine({ host, store, clock: new VirtualClock(Date.UTC(2026, 0, 1)), log: () => undefined });
+    engine.start();
+    try {
+      engine.startNew('one', 'P', 'purged-old');
+      await until(() => gates()?.has('purged-old') === true, 'the old execution’s activity to run');
+      engine.terminate('P', 'test');
+      await until(() => engine.status('P')?.runtimeStatus === 'Terminated', 'P terminated');
+      expect(engine.purge('P')).toBe(true);
+      engine.startNew('one', 'P', 'purged-new');
+      await until(() => gates()?.has('purged-new') === true, 'the new execution’s activity to run');
+      gates().get('purged-old')?.(); // the purged execution's activity finishes late
+      await new Promise((r) => setTimeout(r, 200));
+      expect(engine.status('P')?.runtimeStatus).toBe('Running');
+      gates().get('purged-new')?.();
+      await until(() => engine.status('P')?.runtimeStatus === 'Completed', 'P completed');
+      expect(engine.status('P')?.output).toBe('result of purged-new');
+    } finally {
+      await engine.stop();
+      store.close();
+    }
+  });
+
   it('an event queued behind a long timer’s slice is processed at once, not at the next slice days later', async () => {
     const gates = () => (globalThis as unknown as { __faultGates: Map<string, () => void> }).__faultGates;
     const clock = new VirtualClock(Date.UTC(2026, 0, 1));
