@@ -1,13 +1,19 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { z } from 'zod';
-import { afterSeqOfToken, createAuditLog } from '../src/app/audit-log';
+import { afterSeqOfToken, createAuditLog, type AuditLog } from '../src/app/audit-log';
 import { sha256Hex } from '../src/app/hashing';
 import { getDeps, type Deps } from '../src/composition';
 import { AUDITED_CONTAINERS } from '../src/domain/audit-events';
 import { CHANGE_FEED_RETRY } from './lib/change-feed';
 import { authenticated, json, readQuery } from './lib/http';
 
-const auditLogOf = (deps: Deps) => createAuditLog({ ...deps, hash: sha256Hex });
+const auditLogs = new WeakMap<Deps, AuditLog>();
+/** One audit log per composition, so concurrent verifications of a tenant share one run. */
+function auditLogOf(deps: Deps): AuditLog {
+  let log = auditLogs.get(deps);
+  if (!log) auditLogs.set(deps, (log = createAuditLog({ ...deps, hash: sha256Hex })));
+  return log;
+}
 
 /** Lease prefix of the audit trigger on a container (config/topology.json `leasePrefixes`). */
 export const auditLeasePrefix = (container: string): string => `audit-${container}`;

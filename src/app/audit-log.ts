@@ -73,6 +73,7 @@ export interface AuditLogDeps {
 
 export function createAuditLog(deps: AuditLogDeps) {
   const { documents, clock, hash } = deps;
+  const verifying = new Map<string, Promise<VerifyResult>>();
   const entryIdOf = (s: AuditChange['source']): string => `entry:${hash(`${s.container}\n${s.id}\n${s.etag}`).slice(0, 48)}`;
 
   async function appendChunk(tenantId: string, chunk: AuditChange[], stats: AppendStats): Promise<void> {
@@ -215,28 +216,40 @@ export function createAuditLog(deps: AuditLogDeps) {
       return more && last ? { items, continuationToken: String(last.seq) } : { items };
     },
 
-    /** Recomputes the tenant's whole chain and compares its end with the head. */
-    async verify(tenantId: string): Promise<VerifyResult> {
-      const verifier = createChainVerifier(hash);
-      const spec: QuerySpec = {
-        where: [{ path: '/type', op: '=', value: 'audit-entry' }],
-        orderBy: { path: '/seq', direction: 'asc' },
-      };
-      let token: string | undefined;
-      do {
-        const page = await documents.query<Stored<AuditEntry & Item>>(AUDIT_CONTAINER, tenantId, spec, {
-          limit: 1000,
-          ...(token ? { continuationToken: token } : {}),
-        });
-        for (const e of page.items) {
-          if (!verifier.push(e as unknown as Record<string, unknown>)) return verifier.finish(undefined);
-        }
-        token = page.continuationToken;
-      } while (token);
-      const head = await documents.read<ChainHeadDocument>(AUDIT_CONTAINER, tenantId, HEAD_ID);
-      return verifier.finish(head ? { seq: head.seq, hash: head.hash } : undefined);
+    /**
+     * Recomputes the tenant's whole chain and compares its end with the head. Callers that ask
+     * while a verification of the tenant is running share its result: every call reads the
+     * whole chain, and repeating it concurrently only multiplies that cost.
+     */
+    verify(tenantId: string): Promise<VerifyResult> {
+      const running = verifying.get(tenantId);
+      if (running) return running;
+      const started = verifyChain(tenantId).finally(() => verifying.delete(tenantId));
+      verifying.set(tenantId, started);
+      return started;
     },
   };
+
+  async function verifyChain(tenantId: string): Promise<VerifyResult> {
+    const verifier = createChainVerifier(hash);
+    const spec: QuerySpec = {
+      where: [{ path: '/type', op: '=', value: 'audit-entry' }],
+      orderBy: { path: '/seq', direction: 'asc' },
+    };
+    let token: string | undefined;
+    do {
+      const page = await documents.query<Stored<AuditEntry & Item>>(AUDIT_CONTAINER, tenantId, spec, {
+        limit: 1000,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      for (const e of page.items) {
+        if (!verifier.push(e as unknown as Record<string, unknown>)) return verifier.finish(undefined);
+      }
+      token = page.continuationToken;
+    } while (token);
+    const head = await documents.read<ChainHeadDocument>(AUDIT_CONTAINER, tenantId, HEAD_ID);
+    return verifier.finish(head ? { seq: head.seq, hash: head.hash } : undefined);
+  }
 }
 
 export type AuditLog = ReturnType<typeof createAuditLog>;

@@ -66,6 +66,21 @@ describe('audit log over SqliteDocumentStore', () => {
     expect(await audit.verify(T)).toEqual({ valid: true, count: 3, head: { seq: 3, hash: list.items[2]?.hash } });
   });
 
+  it('concurrent verifications of one tenant share one read of the chain; a later one reads it again', async () => {
+    await auditSessions(3);
+    const original = store.query.bind(store);
+    let scans = 0;
+    store.query = ((...args: Parameters<typeof store.query>) => {
+      if (args[0] === 'audit') scans++;
+      return original(...args);
+    }) as typeof store.query;
+    const results = await Promise.all([audit.verify(T), audit.verify(T), audit.verify(T)]);
+    expect(results.every((r) => r.valid)).toBe(true);
+    expect(scans).toBe(1);
+    await audit.verify(T);
+    expect(scans).toBe(2);
+  });
+
   it('audits a redelivered change once, a new version of the same document again', async () => {
     await auditSessions(2);
     const feed = (await store.readChangeFeed('sessions')).items;
