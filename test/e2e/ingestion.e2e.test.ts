@@ -68,6 +68,32 @@ describe('ingestion and regional indexing through npm start', () => {
       await new Promise((r) => setTimeout(r, 250));
     }
   };
+  /** Publishes a version-2 upsert of `documentId` for the us indexes straight onto the local bus. */
+  const publishUpsert = async (documentId: string, suffix: string, blobName: string, extra: { timeToLiveMs?: number } = {}) => {
+    const bus = new LocalServiceBus({ path: path.join(sys.dataDir, 'global', 'bus.sqlite'), clock: new ManualClock(Date.now()) });
+    try {
+      await bus.publish('index-sync', {
+        messageId: `upsert:${documentId}@2:${suffix}`,
+        body: {
+          schema: 1,
+          op: 'upsert',
+          documentId,
+          version: 2,
+          targetRegion: 'us',
+          blob: { account: 'meridianus', container: 'documents', name: blobName },
+          etag: 'x',
+          tier: 'upload',
+          contentType: 'text/markdown',
+          occurredAt: new Date().toISOString(),
+        },
+        applicationProperties: { targetRegion: 'us', tier: 'upload' },
+        contentType: 'application/json',
+        ...extra,
+      });
+    } finally {
+      await bus.close();
+    }
+  };
   const search = async (token: string, q: string, top = 20) => {
     const res = await api(token, `search?q=${encodeURIComponent(q)}&top=${top}`);
     expect(res.status).toBe(200);
@@ -186,23 +212,7 @@ describe('ingestion and regional indexing through npm start', () => {
       ).indexes;
     try {
       const before = new Map((await status()).map((i) => [i.name, i.deadLettered]));
-      await bus.publish('index-sync', {
-        messageId: `upsert:${target.documentId}@2:poison`,
-        body: {
-          schema: 1,
-          op: 'upsert',
-          documentId: target.documentId,
-          version: 2,
-          targetRegion: 'us',
-          blob: { account: 'meridianus', container: 'documents', name: 'not-the-document-id' },
-          etag: 'x',
-          tier: 'upload',
-          contentType: 'text/markdown',
-          occurredAt: new Date().toISOString(),
-        },
-        applicationProperties: { targetRegion: 'us', tier: 'upload' },
-        contentType: 'application/json',
-      });
+      await publishUpsert(target.documentId, 'poison', 'not-the-document-id');
       // Each us index's subscription gets it, rejects it once and counts it (no five retries first).
       const until = Date.now() + 30_000;
       let indexes = await status();
@@ -226,29 +236,7 @@ describe('ingestion and regional indexing through npm start', () => {
   it('a message the subscription dead-letters (expired) marks its document failed with Service Bus’s reason', async () => {
     const target = await upload(acme, 'expiring.md', '# Expiring\nThis document’s next message expires unread.');
     await waitFor(acme, target.documentId, (d) => d.status === 'indexed');
-    const bus = new LocalServiceBus({ path: path.join(sys.dataDir, 'global', 'bus.sqlite'), clock: new ManualClock(Date.now()) });
-    try {
-      await bus.publish('index-sync', {
-        messageId: `upsert:${target.documentId}@2:expiring`,
-        body: {
-          schema: 1,
-          op: 'upsert',
-          documentId: target.documentId,
-          version: 2,
-          targetRegion: 'us',
-          blob: { account: 'meridianus', container: 'documents', name: target.documentId },
-          etag: 'x',
-          tier: 'upload',
-          contentType: 'text/markdown',
-          occurredAt: new Date().toISOString(),
-        },
-        applicationProperties: { targetRegion: 'us', tier: 'upload' },
-        contentType: 'application/json',
-        timeToLiveMs: 1,
-      });
-    } finally {
-      await bus.close();
-    }
+    await publishUpsert(target.documentId, 'expiring', target.documentId, { timeToLiveMs: 1 });
     // The reason travels as the dead-lettered message's application property, as in Azure.
     const failed = await waitFor(acme, target.documentId, (d) => d.status === 'failed', 30_000);
     expect(failed.error).toContain('TTLExpiredException');
